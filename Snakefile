@@ -1,0 +1,14 @@
+# ViTPose reproduction DAG. The science is in params.yaml; workflow/registry.py expands it into runs.
+#   snakemake table5                      # one table at the default (smoke) scale
+#   snakemake all --config scale=paper    # the whole paper (see README: SLURM profile)
+# Targets: table1 .. table10, figure1, all.
+
+configfile: "params.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/finetune.smk"
+include: "workflow/rules/benchmark.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"

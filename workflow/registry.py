@@ -1,0 +1,365 @@
+"""params.yaml -> the list of runs. One source of truth for Snakemake, DVC and the report stage.
+
+A *row* of a table is the baseline plus the keys the row changes (its *spec*, in the paper's terms).
+A *run* is one distinct spec at one scale: rows of several tables with the same spec are one run
+(the ViTPose-B baseline serves Tables 2, 3, 4, 6, 7, 8 and 9). A run's id is derived from its spec, so
+it is stable and readable: ``vitpose-b-classic-256x192-r2-window8x8-shift-pool``.
+
+Command line (used by the Snakefile's helpers and for inspection)::
+
+    python -m workflow.registry list  [--scale smoke] [--table 5]     # run ids, one per line
+    python -m workflow.registry show  RUN [--scale smoke]             # the resolved run config (JSON)
+    python -m workflow.registry plan  [--scale smoke]                 # what each table row needs
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import sys
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from vitpose.utils.errors import ConfigError, UserError
+from workflow.schema import load_params
+
+REPO = Path(__file__).resolve().parent.parent
+PARAMS = REPO / "params.yaml"
+
+# Capabilities that rows may need, and whether this code base has them yet. A row needing a missing
+# capability is never run and never given a number: its table shows "—" with this reason, and a
+# table that exists to study the capability fails at once when asked for.
+CAPABILITIES: dict[str, tuple[bool, str]] = {
+    "finetune": (True, "top-down finetuning and COCO evaluation"),
+    "mae_pretraining": (False, "MAE pre-training of the backbone on COCO / COCO+AIC (Table 3)"),
+    "multi_dataset": (False, "multi-dataset training with one decoder per dataset (Table 7)"),
+    "distillation": (False, "heatmap and knowledge-token distillation (Table 8)"),
+    "vitae_g": (False, "the ViTAE-G backbone of ViTPose-G (Table 10)"),
+    "resnet_imagenet_weights": (False, "ImageNet-supervised ResNet weights for SimpleBaseline at paper scale"),
+}
+
+# Where each dataset lives under a scale's data_root, and its split files (real COCO layout; the
+# synthetic data mirrors it).
+COCO_FILES = {
+    "train_ann": "annotations/person_keypoints_train2017.json",
+    "train_images": "train2017",
+    "val_ann": "annotations/person_keypoints_val2017.json",
+    "val_images": "val2017",
+    "det_file": "person_detection_results/COCO_val2017_detections_AP_H_56_person.json",
+}
+MAE_CHECKPOINTS = {"vitpose-b": "mae_pretrain_vit_base.pth", "vitpose-l": "mae_pretrain_vit_large.pth",
+                   "vitpose-h": "mae_pretrain_vit_huge.pth"}
+
+
+def size_tuple(text: str) -> list[int]:
+    h, w = text.split("x")
+    return [int(h), int(w)]
+
+
+@dataclass
+class Run:
+    """One distinct experiment at one scale."""
+
+    id: str
+    scale: str
+    spec: dict                                        # paper terms (baseline + row overrides)
+    serves: list[dict] = field(default_factory=list)  # [{"table": 5, "row": "window"}, ...]
+    param_keys: list[str] = field(default_factory=list)  # params.yaml keys it depends on (DVC params)
+    requires: list[str] = field(default_factory=list)    # capabilities needed
+
+    @property
+    def missing(self) -> str | None:
+        """Why this run cannot be produced yet, or None."""
+        gaps = [name for name in self.requires if not CAPABILITIES[name][0]]
+        if not gaps:
+            return None
+        return "; ".join(f"needs {g}: {CAPABILITIES[g][1]}, not implemented yet" for g in gaps)
+
+    # Declared files of the run (relative to the repository root).
+    @property
+    def result_dir(self) -> str:
+        return f"results/{self.scale}/{self.id}"
+
+    @property
+    def checkpoint(self) -> str:
+        return f"{self.result_dir}/model.pth"
+
+    @property
+    def benchmark(self) -> str:
+        return f"{self.result_dir}/benchmark.json"
+
+    @property
+    def metrics(self) -> str:
+        return f"{self.result_dir}/metrics.json"
+
+    @property
+    def work_dir(self) -> str:
+        """Resumable training state; deliberately not a declared output (tools delete those)."""
+        return f"work/{self.scale}/{self.id}"
+
+
+def run_id(spec: dict, baseline: dict) -> str:
+    """Readable, stable id from the spec: model, decoder, input, then what differs from the baseline."""
+    parts = [spec["model"], spec["decoder"], spec["input"]]
+    if spec["ratio"] != 1:
+        parts.append(f"r{spec['ratio']}")
+    if spec["attention"] != "full":
+        parts.append(f"{spec['attention']}{spec['window']}")
+    parts += [name for name in ("shift", "pool") if spec[name]]
+    if spec["freeze"] != "none":
+        parts.append(f"freeze-{spec['freeze']}")
+    if spec["pretrain"] != baseline["pretrain"]:
+        parts.append(f"pt-{spec['pretrain']}")
+    if spec["datasets"] != ["coco"]:
+        parts.append("+".join(spec["datasets"]))
+    d = spec["distill"]
+    if d["heatmap"] or d["token"]:
+        kinds = "+".join(k for k in ("heatmap", "token") if d[k])
+        parts.append(f"kd-{kinds}-{d['teacher']}")
+    if spec["precision"] != "auto":
+        parts.append(spec["precision"])
+    return "-".join(parts)
+
+
+def required_capabilities(spec: dict, scale_cfg: dict) -> list[str]:
+    req = ["finetune"]
+    if spec["pretrain"] not in ("imagenet-1k", "none"):
+        req.append("mae_pretraining")
+    if spec["datasets"] != ["coco"]:
+        req.append("multi_dataset")
+    if spec["distill"]["heatmap"] or spec["distill"]["token"]:
+        req.append("distillation")
+    if spec["model"] == "vitpose-g":
+        req.append("vitae_g")
+    if spec["model"].startswith("resnet") and not scale_cfg["synthetic"]:
+        req.append("resnet_imagenet_weights")
+    return req
+
+
+class Registry:
+    """All runs of one scale, expanded from a validated params.yaml."""
+
+    def __init__(self, params: dict, scale: str | None = None, params_path: str | Path = PARAMS):
+        self.params = params
+        self.params_path = Path(params_path)
+        self.scale = scale or params["scale"]
+        if self.scale not in params["scales"]:
+            raise ConfigError(f"{params_path}: scale {self.scale!r} is not defined under 'scales' "
+                              f"(expected one of: {', '.join(params['scales'])})")
+        self.scale_cfg = params["scales"][self.scale]
+        self.runs: dict[str, Run] = {}
+        self.rows: list[dict] = []  # [{"table": 5, "row": "...", "run": id}]
+        self._expand()
+
+    # -- expansion -----------------------------------------------------------------------------
+    def _expand(self) -> None:
+        base = self.params["baseline"]
+        for tname, table in self.params["tables"].items():
+            tnum = int(tname[len("table"):])
+            for rname, row in table["rows"].items():
+                spec = copy.deepcopy(base)
+                spec.update(copy.deepcopy(row))
+                rid = run_id(spec, base)
+                run = self.runs.get(rid)
+                if run is None:
+                    run = Run(rid, self.scale, spec,
+                              requires=required_capabilities(spec, self.scale_cfg))
+                    self.runs[rid] = run
+                run.serves.append({"table": tnum, "row": rname})
+                run.param_keys.append(f"tables.{tname}.rows.{rname}")
+                self.rows.append({"table": tnum, "row": rname, "run": rid})
+        for run in self.runs.values():
+            model = run.spec["model"]
+            run.param_keys = sorted(set(run.param_keys) | {
+                "seed", "baseline", "schedule", "evaluation", f"hyperparameters.{model}",
+                f"scales.{self.scale}"})
+
+    # -- queries -------------------------------------------------------------------------------
+    def get(self, rid: str) -> Run:
+        try:
+            return self.runs[rid]
+        except KeyError:
+            raise UserError(f"unknown run {rid!r} at scale {self.scale!r}; "
+                            f"`python -m workflow.registry list --scale {self.scale}` lists them") from None
+
+    def table_runs(self, table: int) -> list[Run]:
+        ids = dict.fromkeys(r["run"] for r in self.rows if r["table"] == table)
+        return [self.runs[i] for i in ids]
+
+    def table_blocker(self, table: int) -> str | None:
+        """Why the table cannot be reproduced at all (the capability it studies is missing)."""
+        studies = self.params["tables"][f"table{table}"].get("studies")
+        if studies and not CAPABILITIES.get(studies, (False,))[0]:
+            desc = CAPABILITIES.get(studies, (False, studies))[1]
+            return f"table {table} studies {studies} ({desc}), which is not implemented yet"
+        return None
+
+    def available_runs(self) -> list[Run]:
+        return [r for r in self.runs.values() if r.missing is None]
+
+    def table_plan(self) -> list[dict]:
+        """What every table row needs: for the report stage (missing cells say why)."""
+        return [dict(row, unavailable=self.runs[row["run"]].missing) for row in self.rows]
+
+    def hyperparameters(self) -> dict:
+        """Table 1 as used at this scale: the paper's values with this scale's overrides applied."""
+        out = {}
+        over = self.scale_cfg.get("train", {})
+        for model, hp in self.params["hyperparameters"].items():
+            used = {k: v for k, v in hp.items() if k != "multi_dataset"}
+            used.update({k: over[k] for k in ("batch_size", "lr") if k in over})
+            used["multi_dataset_batch_size"] = hp["multi_dataset"]["batch_size"]
+            used["multi_dataset_lr"] = hp["multi_dataset"]["lr"]
+            out[model] = used
+        return out
+
+    # -- resolution of one run into the stages' configuration -----------------------------------
+    def data_dir(self, dataset: str) -> str:
+        return f"{self.scale_cfg['data_root']}/{dataset}"
+
+    def data_marker(self, dataset: str) -> str:
+        """The file a data rule produces last; runs depend on it."""
+        return f"{self.data_dir(dataset)}/.complete.json"
+
+    def pretrained_checkpoint(self, run: Run) -> str | None:
+        spec = run.spec
+        if spec["pretrain"] == "none":
+            return None
+        if self.scale_cfg.get("pretrain_fallback") == "none":
+            return None  # e.g. smoke: no ImageNet here; say so in the run config
+        if spec["pretrain"] == "imagenet-1k" and spec["model"] in MAE_CHECKPOINTS:
+            return f"{self.scale_cfg['data_root']}/weights/{MAE_CHECKPOINTS[spec['model']]}"
+        return None
+
+    def model_config(self, spec: dict) -> dict:
+        model = spec["model"]
+        hp = self.params["hyperparameters"][model]
+        standin = self.scale_cfg["models"].get(model, {"arch": model})
+        cfg = {
+            "arch": standin["arch"],
+            "decoder": spec["decoder"],
+            "input_size": size_tuple(spec["input"]),
+            "ratio": spec["ratio"],
+            "attention": spec["attention"],
+            "window_size": size_tuple(spec["window"]),
+            "shift": spec["shift"],
+            "pool": spec["pool"],
+            "freeze": None if spec["freeze"] == "none" else spec["freeze"],
+            "num_keypoints": 17,
+            "drop_path_rate": standin.get("drop_path_rate", hp["drop_path_rate"]),
+        }
+        for key in ("embed_dim", "depth", "num_heads", "decoder_channels"):
+            if key in standin:
+                cfg[key] = standin[key]
+        return cfg
+
+    def run_config(self, rid: str) -> dict:
+        """The resolved configuration handed to stages.finetune / evaluate / benchmark."""
+        run = self.get(rid)
+        spec, sched, ev = run.spec, self.params["schedule"], self.params["evaluation"]
+        hp = self.params["hyperparameters"][spec["model"]]
+        over = self.scale_cfg["train"]
+        epochs = over.get("epochs", sched["epochs"])
+        # Milestones keep their place in the schedule when a scale shortens it (170/210, 200/210).
+        milestones = [m * epochs / sched["epochs"] for m in sched["milestones"]]
+        data_root = self.data_dir("coco")
+        data = {"dataset": "coco", "root": data_root, "keypoints": "coco", "sigma": ev["sigma"],
+                "use_gt_boxes_for_eval": ev["boxes"] == "gt",
+                "num_workers": over.get("num_workers", 4)}
+        data.update({k: f"{data_root}/{v}" for k, v in COCO_FILES.items()})
+        cfg = {
+            "run": rid,
+            "scale": self.scale,
+            "seed": self.params["seed"],
+            "serves": run.serves,
+            "spec": spec,
+            "pretrained": self.pretrained_checkpoint(run),
+            "model": self.model_config(spec),
+            "data": data,
+            "train": {
+                "epochs": epochs,
+                "batch_size": over.get("batch_size", hp["batch_size"]),
+                "lr": over.get("lr", hp["lr"]),
+                "base_batch": hp["batch_size"] if "batch_size" not in over else over["batch_size"],
+                "weight_decay": hp["weight_decay"],
+                "betas": list(sched["betas"]),
+                "layer_decay": hp["layer_decay"],
+                "warmup_iters": over.get("warmup_iters", sched["warmup_iters"]),
+                "warmup_ratio": sched["warmup_ratio"],
+                "milestones": milestones,
+                "gamma": sched["gamma"],
+                "grad_clip": sched["grad_clip"],
+                "precision": spec["precision"],
+            },
+            "eval": {
+                "flip_test": ev["flip_test"],
+                "batch_size": self.scale_cfg["eval"]["batch_size"],
+                "nms_threshold": ev["nms_threshold"],
+                "rescore_threshold": ev["rescore_threshold"],
+            },
+            "benchmark": dict(self.scale_cfg["benchmark"]),
+        }
+        if run.missing:
+            cfg["unavailable"] = run.missing
+        return cfg
+
+
+def config_hash(cfg: dict) -> str:
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()
+
+
+@lru_cache(maxsize=8)
+def _load(params_path: str, scale: str | None, mtime: float) -> Registry:
+    return Registry(load_params(params_path), scale, params_path)
+
+
+def load_registry(params_path: str | Path = PARAMS, scale: str | None = None) -> Registry:
+    p = Path(params_path)
+    return _load(str(p), scale, p.stat().st_mtime if p.exists() else 0.0)
+
+
+# Functions the report stage imports (see vitpose/report).
+def table_plan(params_path: str | Path = PARAMS, scale: str | None = None) -> list[dict]:
+    return load_registry(params_path, scale).table_plan()
+
+
+def hyperparameters(params_path: str | Path = PARAMS, scale: str | None = None) -> dict:
+    return load_registry(params_path, scale).hyperparameters()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m workflow.registry", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("command", choices=["list", "show", "plan", "validate"])
+    ap.add_argument("run", nargs="?")
+    ap.add_argument("--scale")
+    ap.add_argument("--table", type=int)
+    ap.add_argument("--params", default=str(PARAMS))
+    ap.add_argument("--available", action="store_true", help="list only runs whose capabilities exist")
+    args = ap.parse_args(argv)
+    try:
+        reg = load_registry(args.params, args.scale)
+        if args.command == "validate":
+            print(f"{args.params}: valid; scale {reg.scale}: {len(reg.runs)} runs "
+                  f"({len(reg.available_runs())} runnable)")
+        elif args.command == "list":
+            runs = reg.table_runs(args.table) if args.table else list(reg.runs.values())
+            for run in runs:
+                if not args.available or run.missing is None:
+                    print(run.id)
+        elif args.command == "show":
+            if not args.run:
+                raise UserError("show: which run? (python -m workflow.registry list)")
+            print(json.dumps(reg.run_config(args.run), indent=2))
+        else:
+            print(json.dumps(reg.table_plan(), indent=2))
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+# The report: tables and Figure 1 from metrics.json files only, plus the target rules.
+
+
+for _n in TABLES:
+
+    rule:
+        name:
+            f"report_table{_n}"
+        input:
+            table_metrics(_n),
+            "params.yaml",
+        output:
+            f"paper_tables/{SCALE}/table{_n}.tex",
+            f"paper_tables/{SCALE}/table{_n}.md",
+        params:
+            py=PY,
+            scale=SCALE,
+            n=_n,
+        log:
+            f"logs/{SCALE}/report-table{_n}.log",
+        conda:
+            CONDA_ENV
+        shell:
+            "{params.py} -m stages.tables --scale {params.scale} --tables {params.n} 2> {log}"
+
+    rule:
+        name:
+            f"table{_n}"
+        input:
+            lambda wildcards, n=_n: blocked(n),
+            f"paper_tables/{SCALE}/table{_n}.tex",
+        default_target: False
+
+
+rule report_figure1:
+    input:
+        table_metrics(9),
+        "params.yaml",
+    output:
+        f"paper_tables/{SCALE}/figure1_pareto.pdf",
+        f"paper_tables/{SCALE}/figure1_pareto.png",
+    params:
+        py=PY,
+        scale=SCALE,
+    log:
+        f"logs/{SCALE}/report-figure1.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "{params.py} -m stages.tables --scale {params.scale} --figure1 2> {log}"
+
+
+rule figure1:
+    input:
+        f"paper_tables/{SCALE}/figure1_pareto.png",
+
+
+rule report_all:
+    input:
+        [r.metrics for r in RUNS],
+        "params.yaml",
+    output:
+        f"paper_tables/{SCALE}/index.md",
+    params:
+        py=PY,
+        scale=SCALE,
+    log:
+        f"logs/{SCALE}/report.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "{params.py} -m stages.tables --scale {params.scale} 2> {log}"
+
+
+rule all:
+    input:
+        f"paper_tables/{SCALE}/index.md",
+    default_target: True

@@ -1,0 +1,248 @@
+"""Validation of params.yaml: unknown keys, wrong types and impossible values fail with the key path.
+
+The schema is data (``SCHEMA`` below) checked by one small recursive function, so the error says exactly
+which key is wrong and what was expected, e.g.::
+
+    params.yaml: tables.table5.rows.window.windw: unknown key (expected one of: model, decoder, ...)
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vitpose.utils.errors import ConfigError
+
+SIZE_RE = re.compile(r"^[1-9][0-9]*x[1-9][0-9]*$")
+
+MODELS = ("vitpose-s", "vitpose-b", "vitpose-l", "vitpose-h", "vitpose-g", "resnet50", "resnet152")
+PRETRAIN = ("imagenet-1k", "coco-crop", "coco+aic-crop", "coco+aic-nocrop", "none")
+DATASETS = ("coco", "aic", "mpii", "crowdpose")
+
+
+# --- schema building blocks -------------------------------------------------------------------
+class Check:
+    """A leaf check: ``fn(value) -> None`` or an error string describing what was expected."""
+
+    def __init__(self, expected: str, ok):
+        self.expected, self.ok = expected, ok
+
+
+def one_of(*values) -> Check:
+    return Check("one of " + ", ".join(map(str, values)), lambda v: v in values)
+
+
+def number(lo: float | None = None, hi: float | None = None, integer: bool = False,
+           lo_open: bool = False) -> Check:
+    kind = "an integer" if integer else "a number"
+    bounds = []
+    if lo is not None:
+        bounds.append(f"{'>' if lo_open else '>='} {lo}")
+    if hi is not None:
+        bounds.append(f"<= {hi}")
+    expected = kind + (" " + " and ".join(bounds) if bounds else "")
+
+    def ok(v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return False
+        if integer and not isinstance(v, int):
+            return False
+        if lo is not None and (v <= lo if lo_open else v < lo):
+            return False
+        return hi is None or v <= hi
+
+    return Check(expected, ok)
+
+
+BOOL = Check("true or false", lambda v: isinstance(v, bool))
+STR = Check("a string", lambda v: isinstance(v, str) and v != "")
+SIZE = Check("a size HxW such as 256x192", lambda v: isinstance(v, str) and bool(SIZE_RE.match(v)))
+OPT_STR = Check("a string or null", lambda v: v is None or isinstance(v, str))
+
+
+class ListOf:
+    def __init__(self, item, min_len: int = 0):
+        self.item, self.min_len = item, min_len
+
+
+class Mapping:
+    """A dict with fixed keys. ``required`` keys must be present; ``values`` validates free-form keys."""
+
+    def __init__(self, fields: dict | None = None, required: tuple = (), values=None):
+        self.fields, self.required, self.values = fields or {}, required, values
+
+
+# --- the schema of params.yaml ------------------------------------------------------------------
+DISTILL = Mapping({"heatmap": BOOL, "token": BOOL, "teacher": one_of("none", *MODELS)})
+
+ROW_FIELDS = {
+    "model": one_of(*MODELS),
+    "decoder": one_of("classic", "simple"),
+    "input": SIZE,
+    "ratio": one_of(1, 2),
+    "attention": one_of("full", "window", "vitdet"),
+    "window": SIZE,
+    "shift": BOOL,
+    "pool": BOOL,
+    "freeze": one_of("none", "mhsa", "ffn"),
+    "pretrain": one_of(*PRETRAIN),
+    "datasets": ListOf(one_of(*DATASETS), min_len=1),
+    "distill": DISTILL,
+    "precision": one_of("auto", "fp32", "bf16", "fp16"),
+}
+
+HYPER = Mapping(
+    {
+        "batch_size": number(1, integer=True),
+        "lr": number(0, lo_open=True),
+        "weight_decay": number(0),
+        "layer_decay": number(0, 1, lo_open=True),
+        "drop_path_rate": number(0, 1),
+        "multi_dataset": Mapping({"batch_size": number(1, integer=True), "lr": number(0, lo_open=True)},
+                                 required=("batch_size", "lr")),
+    },
+    required=("batch_size", "lr", "weight_decay", "layer_decay", "drop_path_rate"),
+)
+
+MODEL_STANDIN = Mapping({
+    "arch": STR,
+    "embed_dim": number(1, integer=True),
+    "depth": number(1, integer=True),
+    "num_heads": number(1, integer=True),
+    "drop_path_rate": number(0, 1),
+    "decoder_channels": number(1, integer=True),
+}, required=("arch",))
+
+SCALE = Mapping(
+    {
+        "description": STR,
+        "synthetic": BOOL,
+        "data_root": STR,
+        "synthetic_data": Mapping({"seed": number(0, integer=True), "num_train": number(1, integer=True),
+                                   "num_val": number(1, integer=True)}),
+        "models": Mapping(values=MODEL_STANDIN),
+        "train": Mapping({
+            "epochs": number(1, integer=True),
+            "batch_size": number(1, integer=True),
+            "lr": number(0, lo_open=True),
+            "warmup_iters": number(0, integer=True),
+            "num_workers": number(0, integer=True),
+        }),
+        "eval": Mapping({"batch_size": number(1, integer=True)}),
+        "benchmark": Mapping({"batch": number(1, integer=True), "iters": number(1, integer=True),
+                              "warmup": number(0, integer=True)}),
+        "pretrain_fallback": Check("none or null", lambda v: v in ("none", None)),
+    },
+    required=("synthetic", "data_root", "models", "train", "eval", "benchmark"),
+)
+
+TABLE = Mapping({"title": STR, "studies": STR, "rows": Mapping(values=Mapping(ROW_FIELDS))},
+                required=("title", "rows"))
+
+SCHEMA = Mapping(
+    {
+        "scale": STR,
+        "seed": number(0, integer=True),
+        "baseline": Mapping(ROW_FIELDS, required=tuple(ROW_FIELDS)),
+        "hyperparameters": Mapping(values=HYPER),
+        "schedule": Mapping({
+            "epochs": number(1, integer=True),
+            "milestones": ListOf(number(1, integer=True)),
+            "gamma": number(0, 1, lo_open=True),
+            "warmup_iters": number(0, integer=True),
+            "warmup_ratio": number(0, 1),
+            "grad_clip": number(0),
+            "betas": ListOf(number(0, 1), min_len=2),
+        }, required=("epochs", "milestones", "gamma", "warmup_iters", "warmup_ratio", "grad_clip", "betas")),
+        "evaluation": Mapping({
+            "flip_test": BOOL,
+            "boxes": one_of("detected", "gt"),
+            "nms_threshold": number(0, 1),
+            "rescore_threshold": number(0, 1),
+            "sigma": number(0, lo_open=True),
+        }, required=("flip_test", "boxes", "nms_threshold", "rescore_threshold", "sigma")),
+        "scales": Mapping(values=SCALE),
+        "tables": Mapping(values=TABLE),
+    },
+    required=("scale", "seed", "baseline", "hyperparameters", "schedule", "evaluation", "scales", "tables"),
+)
+
+
+def _validate(value: Any, schema, path: str, where: str) -> None:
+    def fail(msg: str) -> None:
+        raise ConfigError(f"{where}: {path or '<top level>'}: {msg}")
+
+    if isinstance(schema, Check):
+        if not schema.ok(value):
+            fail(f"expected {schema.expected}, got {value!r}")
+    elif isinstance(schema, ListOf):
+        if not isinstance(value, list):
+            fail(f"expected a list, got {value!r}")
+        if len(value) < schema.min_len:
+            fail(f"expected a list of at least {schema.min_len} item(s), got {value!r}")
+        for i, item in enumerate(value):
+            _validate(item, schema.item, f"{path}[{i}]", where)
+    elif isinstance(schema, Mapping):
+        if not isinstance(value, dict):
+            fail(f"expected a mapping, got {value!r}")
+        for key in schema.required:
+            if key not in value:
+                fail(f"missing required key '{key}'")
+        for key, item in value.items():
+            sub = f"{path}.{key}" if path else str(key)
+            if key in schema.fields:
+                _validate(item, schema.fields[key], sub, where)
+            elif schema.values is not None:
+                _validate(item, schema.values, sub, where)
+            else:
+                fail(f"unknown key '{key}' (expected one of: {', '.join(schema.fields)})")
+    else:  # pragma: no cover - schema programming error
+        raise TypeError(schema)
+
+
+def _check_consistency(params: dict, where: str) -> None:
+    """Cross-key rules a per-key schema cannot express."""
+    if params["scale"] not in params["scales"]:
+        raise ConfigError(f"{where}: scale: expected one of {', '.join(params['scales'])}, "
+                          f"got {params['scale']!r}")
+    sched = params["schedule"]
+    ms = sched["milestones"]
+    if ms != sorted(ms) or any(m >= sched["epochs"] for m in ms):
+        raise ConfigError(f"{where}: schedule.milestones: expected increasing epochs below "
+                          f"schedule.epochs={sched['epochs']}, got {ms}")
+    models_used = {params["baseline"]["model"]}
+    for tname, table in params["tables"].items():
+        if not re.fullmatch(r"table(10|[1-9])", tname):
+            raise ConfigError(f"{where}: tables.{tname}: expected a table name table1 .. table10")
+        for rname, row in table["rows"].items():
+            models_used.add(row.get("model", params["baseline"]["model"]))
+            teacher = row.get("distill", {}).get("teacher", "none")
+            if teacher != "none":
+                models_used.add(teacher)
+    for m in sorted(models_used):
+        if m not in params["hyperparameters"]:
+            raise ConfigError(f"{where}: hyperparameters: missing an entry for model '{m}', "
+                              "which a table uses")
+
+
+def validate_params(params: Any, where: str = "params.yaml") -> dict:
+    """Validate an already-loaded parameter dict (e.g. Snakemake's config after --config overrides)."""
+    _validate(params, SCHEMA, "", where)
+    _check_consistency(params, where)
+    return params
+
+
+def load_params(path: str | Path = "params.yaml") -> dict:
+    """Read and validate params.yaml; raise ConfigError naming the file and key on any problem."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the parameter file ({e.strerror})") from e
+    try:
+        params = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    return validate_params(params, str(path))
