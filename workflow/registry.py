@@ -23,6 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from vitpose.utils.errors import ConfigError, UserError
+from vitpose.utils.io import atomic_write_json
 from workflow.schema import load_params
 
 REPO = Path(__file__).resolve().parent.parent
@@ -215,6 +216,30 @@ class Registry:
             out[model] = used
         return out
 
+    def describe(self, rid: str) -> str:
+        """One line in the paper's terms plus the schedule actually used (shown by Snakemake jobs)."""
+        cfg = self.run_config(rid)
+        spec, tr = cfg["spec"], cfg["train"]
+        arch = cfg["model"]["arch"]
+        model = spec["model"] if arch == spec["model"] else f"{spec['model']} (as {arch})"
+        bits = [model, f"{spec['decoder']} decoder", spec["input"], f"1/{16 // spec['ratio']} features"]
+        if spec["attention"] != "full":
+            bits.append(f"{spec['attention']} attention {spec['window']}"
+                        + "".join(f" +{k}" for k in ("shift", "pool") if spec[k]))
+        if spec["freeze"] != "none":
+            bits.append(f"{spec['freeze']} frozen")
+        if cfg["pretrained"] or spec["pretrain"] == "none":
+            bits.append(f"pretrain {spec['pretrain']}")
+        elif self.scale_cfg.get("pretrain_fallback") == "none":
+            bits.append(f"pretrain {spec['pretrain']} -> random init at this scale")
+        else:
+            bits.append(f"pretrain {spec['pretrain']} (no checkpoint rule yet)")
+        bits.append("data " + "+".join(spec["datasets"]))
+        bits.append(f"{tr['epochs']} epochs, batch {tr['batch_size']}, lr {tr['lr']:g}")
+        line = ", ".join(bits)
+        missing = self.get(rid).missing
+        return f"{line} [UNAVAILABLE: {missing}]" if missing else line
+
     # -- resolution of one run into the stages' configuration -----------------------------------
     def data_dir(self, dataset: str) -> str:
         return f"{self.scale_cfg['data_root']}/{dataset}"
@@ -332,12 +357,13 @@ def hyperparameters(params_path: str | Path = PARAMS, scale: str | None = None) 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m workflow.registry", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["list", "show", "plan", "validate"])
+    ap.add_argument("command", choices=["list", "show", "plan", "validate", "unavailable"])
     ap.add_argument("run", nargs="?")
     ap.add_argument("--scale")
     ap.add_argument("--table", type=int)
     ap.add_argument("--params", default=str(PARAMS))
     ap.add_argument("--available", action="store_true", help="list only runs whose capabilities exist")
+    ap.add_argument("--out", help="unavailable: where to write the record")
     args = ap.parse_args(argv)
     try:
         reg = load_registry(args.params, args.scale)
@@ -353,6 +379,15 @@ def main(argv: list[str] | None = None) -> int:
             if not args.run:
                 raise UserError("show: which run? (python -m workflow.registry list)")
             print(json.dumps(reg.run_config(args.run), indent=2))
+        elif args.command == "unavailable":
+            run = reg.get(args.run or "")
+            if run.missing is None:
+                raise UserError(f"run {run.id} is available; it has no 'unavailable' record")
+            record = {"run": run.id, "scale": reg.scale, "serves": run.serves, "spec": run.spec,
+                      "unavailable": run.missing}
+            if args.out:
+                atomic_write_json(args.out, record)
+            print(f"{run.id}: {run.missing}", file=sys.stderr)
         else:
             print(json.dumps(reg.table_plan(), indent=2))
     except UserError as e:

@@ -197,7 +197,8 @@ def _validate(value: Any, schema, path: str, where: str) -> None:
             elif schema.values is not None:
                 _validate(item, schema.values, sub, where)
             else:
-                fail(f"unknown key '{key}' (expected one of: {', '.join(schema.fields)})")
+                raise ConfigError(f"{where}: {sub}: unknown key (expected one of: "
+                                  f"{', '.join(schema.fields)})")
     else:  # pragma: no cover - schema programming error
         raise TypeError(schema)
 

@@ -5,6 +5,8 @@
 rule benchmark:
     output:
         "results/{scale}/{run}/benchmark.json",
+    wildcard_constraints:
+        run=AVAILABLE_RE,
     params:
         py=PY,
         config_hash=run_hash,

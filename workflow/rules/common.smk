@@ -17,14 +17,25 @@ except UserError as e:
 SCALE = REG.scale
 DATA_ROOT = REG.scale_cfg["data_root"]
 RUNS = REG.available_runs()
+UNAVAILABLE = [r for r in REG.runs.values() if r.missing]
 PY = sys.executable
 TABLES = list(range(1, 11))
 CONDA_ENV = "../envs/vitpose.yaml"
 
 
+def _alternatives(runs):
+    """A regex matching exactly these run ids (ids contain '+', which must be escaped)."""
+    import re
+
+    return "|".join(re.escape(r.id) for r in sorted(runs, key=lambda r: r.id)) or "NO_RUNS"
+
+
+AVAILABLE_RE = _alternatives(RUNS)
+UNAVAILABLE_RE = _alternatives(UNAVAILABLE)
+
+
 wildcard_constraints:
     scale=SCALE,
-    run="|".join(sorted(r.id for r in REG.runs.values())) or "NO_RUNS",
 
 
 def run_of(wildcards):
@@ -34,6 +45,11 @@ def run_of(wildcards):
 def run_hash(wildcards):
     """Parameters of the run: Snakemake re-runs a job when they change (params rerun trigger)."""
     return config_hash(REG.run_config(wildcards.run))
+
+
+def summary(wildcards):
+    """One line in the paper's terms, shown for every job (also in dry runs)."""
+    return REG.describe(wildcards.run)
 
 
 def finetune_inputs(wildcards):

@@ -9,6 +9,8 @@ rule evaluate:
     output:
         metrics="results/{scale}/{run}/metrics.json",
         keypoints="results/{scale}/{run}/results_keypoints.json",
+    wildcard_constraints:
+        run=AVAILABLE_RE,
     params:
         py=PY,
         config_hash=run_hash,

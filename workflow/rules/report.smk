@@ -58,6 +58,7 @@ rule figure1:
 rule report_all:
     input:
         [r.metrics for r in RUNS],
+        [f"{r.result_dir}/unavailable.json" for r in UNAVAILABLE],
         "params.yaml",
     output:
         f"paper_tables/{SCALE}/index.md",

@@ -1,0 +1,117 @@
+"""params.yaml validation, the registry's expansion into runs, and the generated dvc.yaml."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vitpose.utils.errors import ConfigError
+from workflow import dvcgen
+from workflow.registry import CAPABILITIES, REPO, Registry
+from workflow.schema import load_params
+
+PARAMS = REPO / "params.yaml"
+
+
+def _write_params(tmp_path: Path, edit) -> Path:
+    params = yaml.safe_load(PARAMS.read_text())
+    edit(params)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
+
+
+def test_checked_in_params_are_valid():
+    params = load_params(PARAMS)
+    assert params["scale"] == "smoke"
+
+
+@pytest.mark.parametrize(
+    "edit, key, expected",
+    [
+        (lambda p: p["tables"]["table5"]["rows"]["window"].update(windw="8x8"),
+         "tables.table5.rows.window.windw", "unknown key"),
+        (lambda p: p["hyperparameters"]["vitpose-b"].update(lr="fast"),
+         "hyperparameters.vitpose-b.lr", "expected a number > 0"),
+        (lambda p: p["baseline"].update(input="256by192"), "baseline.input", "HxW"),
+        (lambda p: p["schedule"].update(milestones=[200, 170]), "schedule.milestones", "increasing"),
+        (lambda p: p["scales"]["smoke"]["train"].update(epochs=0), "scales.smoke.train.epochs", ">= 1"),
+        (lambda p: p.update(scale="huge"), "scale", "one of"),
+    ],
+)
+def test_bad_params_name_the_key(tmp_path, edit, key, expected):
+    path = _write_params(tmp_path, edit)
+    with pytest.raises(ConfigError) as err:
+        load_params(path)
+    assert key in str(err.value) and expected in str(err.value) and str(path) in str(err.value)
+    # The command-line entry point fails the same way, with exit status 2 and no traceback.
+    proc = subprocess.run([sys.executable, "-m", "workflow.registry", "validate", "--params", str(path)],
+                          cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 2 and key in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_identical_configurations_are_one_run():
+    reg = Registry(load_params(PARAMS), "smoke")
+    base = reg.runs["vitpose-b-classic-256x192"]
+    assert sorted({s["table"] for s in base.serves}) == [2, 3, 4, 6, 7, 8, 9]
+    # Every table row maps to exactly one run, and run ids are unique per spec.
+    specs = [repr(sorted(r.spec.items())) for r in reg.runs.values()]
+    assert len(specs) == len(set(specs))
+    assert len(reg.rows) == sum(len(t["rows"]) for t in reg.params["tables"].values())
+
+
+def test_run_config_follows_scale_and_table1():
+    params = load_params(PARAMS)
+    paper = Registry(params, "paper").run_config("vitpose-l-classic-256x192")
+    assert paper["model"]["arch"] == "vitpose-l"
+    assert paper["train"]["epochs"] == 210 and paper["train"]["batch_size"] == 512
+    assert paper["train"]["layer_decay"] == 0.80 and paper["model"]["drop_path_rate"] == 0.50
+    assert paper["train"]["milestones"] == [170, 200]
+    assert paper["pretrained"] == "data/weights/mae_pretrain_vit_large.pth"
+    smoke = Registry(params, "smoke").run_config("vitpose-b-classic-256x192-r2-window16x12-shift-pool")
+    assert smoke["model"]["window_size"] == [16, 12] and smoke["model"]["ratio"] == 2
+    assert smoke["model"]["shift"] and smoke["model"]["pool"]
+    assert smoke["pretrained"] is None  # no ImageNet at smoke scale: random init, said in the summary
+    # Milestones keep their relative place when the schedule is shortened.
+    e = smoke["train"]["epochs"]
+    assert smoke["train"]["milestones"] == pytest.approx([170 / 210 * e, 200 / 210 * e])
+
+
+def test_missing_capabilities_are_explicit():
+    reg = Registry(load_params(PARAMS), "smoke")
+    missing = {r.id: r.missing for r in reg.runs.values() if r.missing}
+    assert "vitpose-b-classic-256x192-coco+aic+mpii" in missing
+    assert "multi_dataset" in missing["vitpose-b-classic-256x192-coco+aic+mpii"]
+    for table, cap in [(3, "mae_pretraining"), (7, "multi_dataset"), (8, "distillation")]:
+        if not CAPABILITIES[cap][0]:
+            assert cap in reg.table_blocker(table)
+    assert reg.table_blocker(5) is None and reg.table_blocker(9) is None
+    plan = reg.table_plan()
+    starred = [p for p in plan if p["table"] == 9 and p["row"].endswith("*")]
+    assert starred and all(p["unavailable"] for p in starred)
+
+
+def test_dvc_yaml_is_current():
+    proc = subprocess.run([sys.executable, "-m", "workflow.dvcgen", "--check"], cwd=REPO,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_dvcgen_check_detects_a_stale_file(tmp_path):
+    path = _write_params(tmp_path, lambda p: p["tables"]["table4"]["rows"].pop("576x432"))
+    proc = subprocess.run([sys.executable, "-m", "workflow.dvcgen", "--check", "--params", str(path)],
+                          cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 1 and "stale" in proc.stderr
+
+
+def test_dvc_params_are_per_row():
+    """Changing one row's parameter must only invalidate that run: its DVC params name the row."""
+    reg = Registry(load_params(PARAMS), "smoke")
+    doc = dvcgen.pipeline(reg, None)
+    stage = doc["stages"][dvcgen.stage_name("finetune", "vitpose-b-classic-256x192-r2-window8x8-shift")]
+    keys = stage["params"][0]["params.yaml"]
+    assert "tables.table5.rows.window+shift" in keys
+    assert not any(k.startswith("tables.") and "window+shift" not in k for k in keys)
