@@ -39,6 +39,7 @@ rule report_figure1:
     output:
         f"paper_tables/{SCALE}/figure1_pareto.pdf",
         f"paper_tables/{SCALE}/figure1_pareto.png",
+        f"paper_tables/{SCALE}/figure1_pareto.csv",
     params:
         py=PY,
         scale=SCALE,

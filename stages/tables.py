@@ -1,0 +1,88 @@
+"""The report stage: every paper table and Figure 1 from `results/<scale>/**/metrics.json`.
+
+    python -m stages.tables --scale smoke [--results results] [--params params.yaml] [--out paper_tables]
+    python -m stages.tables --scale smoke --tables 5 [--tables 2 ...] [--figure1]   # just those files
+
+Reads only the metrics files, params.yaml (through workflow.registry: which run serves each table row,
+and Table 1's hyper-parameters) and the paper's reference file; writes `<out>/<scale>/` in one swap.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from stages._cli import run_main
+from vitpose.report.metrics import collect_metrics
+from vitpose.report.reference import load_reference
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m stages.tables", description=__doc__.split("\n")[0])
+    p.add_argument("--scale", required=True, help="scale whose results to report (e.g. smoke, paper)")
+    p.add_argument("--results", type=Path, default=Path("results"), help="results root (default: results)")
+    p.add_argument("--params", type=Path, default=Path("params.yaml"), help="params.yaml (default: params.yaml)")
+    p.add_argument("--out", type=Path, default=Path("paper_tables"), help="output root (default: paper_tables)")
+    p.add_argument("--no-pdf", action="store_true", help="do not compile tables.pdf even if pdflatex exists")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--tables", type=int, action="append", choices=range(1, 11), metavar="N",
+                   help="write only tableN.{tex,md} (repeatable); what `snakemake tableN` runs")
+    p.add_argument("--figure1", action="store_true", help="write only Figure 1 (pdf, png, csv)")
+    return p.parse_args(argv)
+
+
+def load_registry():
+    """The lead's workflow.registry, imported lazily; None when it is not importable (yet)."""
+    try:
+        from workflow import registry
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("workflow", "workflow.registry"):
+            raise  # the registry exists but is broken: say so rather than quietly guess a plan
+        return None
+    if not (hasattr(registry, "table_plan") and hasattr(registry, "hyperparameters")):
+        return None
+    return registry
+
+
+def plan_and_hyper(params: Path, scale: str, metrics: list[dict]) -> tuple[list[dict], dict, str, str | None]:
+    """(plan, hyper-parameters, where the plan came from, why Table 1 has no reproduced values)."""
+    from vitpose.report.build import plan_from_metrics
+
+    registry = load_registry()
+    if registry is None:
+        why = "workflow.registry is not importable, so params.yaml was not read"
+        print(f"warning: {why}; the plan comes from the metrics files' `serves`", file=sys.stderr)
+        return (plan_from_metrics(metrics), {},
+                f"derived from the metrics files' `serves` fields ({why}); rows no metrics file serves "
+                "are listed as missing", why)
+    return (registry.table_plan(str(params), scale), registry.hyperparameters(str(params), scale),
+            f"workflow.registry.table_plan({str(params)!r}, {scale!r})", None)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    reference = load_reference()
+    # Metrics first: a corrupt file fails the stage before anything is read or written.
+    metrics = collect_metrics(args.results, args.scale)
+    if not metrics:
+        print(f"warning: no metrics.json under {args.results / args.scale}; every reproduced cell will be "
+              "'—'", file=sys.stderr)
+    plan, hyper, source, hyper_note = plan_and_hyper(args.params, args.scale, metrics)
+    from vitpose.report.build import build_report  # matplotlib: only once the inputs are known good
+
+    only = ({f"table{n}" for n in args.tables or []} | ({"figure1"} if args.figure1 else set())) or None
+    result = build_report(metrics, plan, hyper, reference, args.scale, args.out / args.scale,
+                          plan_source=source, hyper_note=hyper_note, compile_latex=False if args.no_pdf else None,
+                          progress=not args.quiet, only=only)
+    if only:
+        print(f"wrote {', '.join(result.files)} in {result.out_dir}/")
+        return 0
+    missing = sum(len(t.missing()) for t in result.tables)
+    print(f"wrote {result.out_dir}/ ({len(result.files)} files, {len(metrics)} runs read, "
+          f"{missing} missing entries listed in index.md)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))
