@@ -59,19 +59,23 @@ def pipeline(reg: Registry, wdir: str | None) -> dict:
     runs = reg.available_runs()
     datasets = sorted({d for r in runs for d in r.spec["datasets"]})
     for ds in datasets:
+        # Real datasets are tens of GB: keep them out of DVC's cache and never delete them before a
+        # re-run (the download stage itself verifies, resumes and skips what is complete).
+        real = {"cache": False, "persist": True}
         add(f"data-{ds}", {
-            "cmd": f"{PY} -m stages.download {ds} --scale {scale} --data-root {reg.scale_cfg['data_root']}",
+            "cmd": f"{PY} {reg.download_command(ds)}",
             "deps": CODE["data"],
-            "params": _params([f"scales.{scale}"]),
-            "outs": [reg.data_dir(ds)],
+            "params": _params([f"scales.{scale}.synthetic_data" if reg.scale_cfg["synthetic"]
+                               else f"scales.{scale}.data_root"]),
+            "outs": [reg.data_dir(ds) if reg.scale_cfg["synthetic"] else {reg.data_dir(ds): real}],
         })
     weights = sorted({w for r in runs if (w := reg.pretrained_checkpoint(r))})
     for w in weights:
         name = Path(w).stem
         add(f"weights-{name}", {
-            "cmd": f"{PY} -m stages.download {name} --scale {scale} --data-root {reg.scale_cfg['data_root']}",
+            "cmd": f"{PY} {reg.download_command(name)}",
             "deps": CODE["data"][:2],
-            "outs": [w],
+            "outs": [{w: {"persist": True}}],
         })
     for run in runs:
         data = [reg.data_dir(d) for d in run.spec["datasets"]]

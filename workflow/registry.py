@@ -244,6 +244,14 @@ class Registry:
     def data_dir(self, dataset: str) -> str:
         return f"{self.scale_cfg['data_root']}/{dataset}"
 
+    def download_command(self, item: str) -> str:
+        """The stage command that prepares a data item at this scale (same for Snakemake and DVC)."""
+        cmd = f"-m stages.download {item} --scale {self.scale} --data-root {self.scale_cfg['data_root']}"
+        synth = self.scale_cfg.get("synthetic_data")
+        if self.scale_cfg["synthetic"] and synth:
+            cmd += f" --seed {synth['seed']} --num-train {synth['num_train']} --num-val {synth['num_val']}"
+        return cmd
+
     def data_marker(self, dataset: str) -> str:
         """The file a data rule produces last; runs depend on it."""
         return f"{self.data_dir(dataset)}/.complete.json"

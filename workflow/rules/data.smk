@@ -9,15 +9,13 @@ rule data:
         dataset="coco|aic|mpii|crowdpose",
     params:
         py=PY,
-        scale=SCALE,
-        data_root=lambda wildcards, output: str(Path(output[0]).parent.parent),
+        command=lambda wildcards: REG.download_command(wildcards.dataset),
     log:
         f"logs/{SCALE}/data-{{dataset}}.log",
     conda:
         CONDA_ENV
     shell:
-        "{params.py} -m stages.download {wildcards.dataset} --scale {params.scale} "
-        "--data-root {params.data_root} 2> {log}"
+        "{params.py} {params.command} 2> {log}"
 
 
 rule weights:
@@ -25,12 +23,10 @@ rule weights:
         f"{DATA_ROOT}/weights/{{name}}.pth",
     params:
         py=PY,
-        scale=SCALE,
-        data_root=lambda wildcards, output: str(Path(output[0]).parent.parent),
+        command=lambda wildcards: REG.download_command(wildcards.name),
     log:
         f"logs/{SCALE}/weights-{{name}}.log",
     conda:
         CONDA_ENV
     shell:
-        "{params.py} -m stages.download {wildcards.name} --scale {params.scale} "
-        "--data-root {params.data_root} 2> {log}"
+        "{params.py} {params.command} 2> {log}"
