@@ -1,0 +1,65 @@
+"""Inference (and with --train, training-step) throughput and peak memory of a model (Tables 5, 6, 9; Fig. 1).
+
+    python -m stages.benchmark --model vitpose-b --batch 64 --input 256x192 [--iters N] [--train] --json [--out f.json]
+
+The record's `throughput` and `train_memory_MB` entries are the metrics.json ones (docs/DEVELOPING.md).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import torch
+
+from vitpose.models.benchmark import benchmark
+from stages._cli import run_main
+from vitpose.models.cli import add_model_args, config_from_args
+from vitpose.utils.errors import UserError
+from vitpose.utils.io import atomic_write_json
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stages.benchmark", description=__doc__.splitlines()[0])
+    add_model_args(parser)
+    parser.add_argument("--batch", type=_positive, default=64)
+    parser.add_argument("--iters", type=_positive, default=20, help="timed iterations")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed iterations first")
+    parser.add_argument("--train", action="store_true", help="also time a training step (Tables 5, 6 memory)")
+    parser.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if available)")
+    parser.add_argument("--precision", default=None, choices=("bf16", "fp32"),
+                        help="default bf16 autocast on GPU, fp32 on CPU (the paper's speeds were fp32)")
+    parser.add_argument("--json", action="store_true", help="print the record as one JSON object")
+    parser.add_argument("--out", default=None, help="also write the record to this JSON file")
+    args = parser.parse_args(argv)
+    if args.warmup < 0:
+        raise UserError(f"--warmup: expected an integer >= 0, got {args.warmup}")
+    if args.device:
+        try:
+            torch.device(args.device)
+        except RuntimeError:
+            raise UserError(f"--device: expected cpu, cuda or cuda:N, got {args.device!r}") from None
+    if args.device and args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {args.device}: no CUDA device is available here")
+    record = benchmark(config_from_args(args), batch=args.batch, iters=args.iters, train=args.train,
+                       device=args.device, warmup=args.warmup, precision=args.precision)
+    if args.out:
+        atomic_write_json(args.out, record)
+    if args.json:
+        print(json.dumps(record))
+    else:
+        for key, value in record.items():
+            if key != "config":
+                print(f"{key:16s} {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))
