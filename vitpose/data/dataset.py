@@ -1,0 +1,292 @@
+"""COCO-style top-down dataset: one sample per person box, cropped, augmented and encoded as heatmaps.
+
+Training uses the ground-truth boxes with the released filters (REFERENCE §3): not crowd, at least one
+labelled keypoint, positive width and height after ``xywh → xyxy`` clipping to the image. Evaluation uses
+either the same ground-truth boxes or a detection file in the released format (a list of
+``{image_id, category_id, bbox: [x, y, w, h], score}``).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import cv2
+import numpy as np
+import torch
+from pycocotools.coco import COCO
+from torch.utils.data import Dataset
+
+from vitpose.data.affine import transform_points, udp_warp_matrix, warp_image
+from vitpose.data.codec import udp_encode
+from vitpose.data.keypoints import KeypointMeta
+from vitpose.data.transforms import (
+    AugmentConfig,
+    augment,
+    bbox_xyxy_to_center_scale,
+    fix_aspect_ratio,
+    normalize_image,
+    sample_rng,
+)
+from vitpose.utils.errors import ConfigError, DataError
+
+PERSON_CATEGORY_ID = 1
+
+
+class SampleKey(NamedTuple):
+    """What a loader asks for: the item and the (seed, epoch) its augmentation is drawn from."""
+
+    index: int
+    epoch: int = 0
+    seed: int = 0
+
+
+@dataclass(frozen=True, eq=False)
+class Instance:
+    """One person box to crop.
+
+    ``bbox`` is ``(x1, y1, x2, y2)`` in image pixels; ``keypoints`` (K, 3) ``(x, y, v)`` or None
+    for detected boxes; ``ann_id`` is None for detections (``det_index`` names the detection).
+    """
+
+    image_id: int
+    file_name: str
+    width: int
+    height: int
+    bbox: tuple[float, float, float, float]
+    score: float
+    keypoints: np.ndarray | None
+    ann_id: int | None = None
+    det_index: int | None = None
+
+    def describe(self) -> str:
+        item = f"annotation id {self.ann_id}" if self.ann_id is not None else f"detection #{self.det_index}"
+        return f"{item}, image id {self.image_id}"
+
+
+def _load_json(path: str, what: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise DataError(f"{path}: {what} file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: {what} file is not valid JSON ({e})") from None
+
+
+def _index_annotations(path: str, data: Any, num_keypoints: int, meta_name: str) -> COCO:
+    """Check the structure the dataset relies on, then index it with pycocotools.
+
+    Raises DataError naming the file and the offending image / annotation.
+    """
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected a COCO annotation object, got {type(data).__name__}")
+    for key in ("images", "annotations"):
+        if not isinstance(data.get(key), list):
+            raise DataError(f"{path}: key {key!r} missing or not a list")
+    image_ids = set()
+    for i, img in enumerate(data["images"]):
+        if not isinstance(img, dict) or not all(k in img for k in ("id", "file_name", "width", "height")):
+            raise DataError(f"{path}: images[{i}] must have id, file_name, width and height")
+        image_ids.add(img["id"])
+    expected = 3 * num_keypoints
+    for i, ann in enumerate(data["annotations"]):
+        if not isinstance(ann, dict) or "id" not in ann or "image_id" not in ann:
+            raise DataError(f"{path}: annotations[{i}] must have id and image_id")
+        where = f"annotation id {ann['id']} (image id {ann['image_id']})"
+        if ann["image_id"] not in image_ids:
+            raise DataError(f"{path}: {where} refers to an image id not in 'images'")
+        kpts, bbox = ann.get("keypoints"), ann.get("bbox")
+        if not isinstance(kpts, list) or len(kpts) != expected:
+            got = len(kpts) if isinstance(kpts, list) else type(kpts).__name__
+            raise DataError(f"{path}: {where} has keypoints of length {got}; expected 3×K = "
+                            f"{expected} numbers for {meta_name}")
+        if not all(isinstance(v, (int, float)) for v in kpts):
+            raise DataError(f"{path}: {where} has non-numeric keypoints; expected {expected} numbers")
+        if not isinstance(bbox, list) or len(bbox) != 4 or not all(isinstance(v, (int, float)) for v in bbox):
+            raise DataError(f"{path}: {where} has bbox {bbox!r}; expected [x, y, w, h] numbers")
+    data.setdefault("categories", [{"id": PERSON_CATEGORY_ID, "name": "person"}])
+    coco = COCO()  # built from the dict: COCO(path) would read the file a second time
+    coco.dataset = data
+    with contextlib.redirect_stdout(io.StringIO()):  # createIndex prints progress chatter
+        coco.createIndex()
+    return coco
+
+
+def _gt_instances(coco: COCO) -> list[Instance]:
+    """Ground-truth person boxes kept by the released filters, in (image id, annotation) order."""
+    out = []
+    for image_id in sorted(coco.imgs):
+        img = coco.imgs[image_id]
+        w_img, h_img = img["width"], img["height"]
+        for ann in coco.imgToAnns.get(image_id, []):
+            if ann.get("iscrowd", 0) or ann.get("category_id", PERSON_CATEGORY_ID) != PERSON_CATEGORY_ID:
+                continue
+            kpts = np.asarray(ann["keypoints"], dtype=np.float32).reshape(-1, 3)
+            num = ann.get("num_keypoints", int(np.count_nonzero(kpts[:, 2])))
+            if num <= 0 or kpts[:, :2].max() <= 0:
+                continue
+            x, y, w, h = ann["bbox"]
+            x1, y1 = np.clip(x, 0, w_img - 1), np.clip(y, 0, h_img - 1)
+            x2, y2 = np.clip(x + w, 0, w_img - 1), np.clip(y + h, 0, h_img - 1)
+            if x2 - x1 <= 0 or y2 - y1 <= 0:
+                continue
+            out.append(Instance(image_id, img["file_name"], w_img, h_img,
+                                (float(x1), float(y1), float(x2), float(y2)), 1.0, kpts,
+                                ann_id=ann["id"]))
+    return out
+
+
+def _det_instances(det_file: str, coco: COCO, score_thr: float) -> list[Instance]:
+    """Category-1 detections with score ≥ ``score_thr`` (released: no threshold); boxes unclipped."""
+    dets = _load_json(det_file, "detection")
+    if not isinstance(dets, list):
+        raise DataError(f"{det_file}: expected a list of detections, got {type(dets).__name__}")
+    if not dets:
+        raise DataError(f"{det_file}: the detection file is empty; expected at least one person box")
+    out = []
+    for i, det in enumerate(dets):
+        if not isinstance(det, dict) or not all(k in det for k in ("image_id", "bbox", "score")):
+            raise DataError(f"{det_file}: detection #{i} must have image_id, bbox and score")
+        if not isinstance(det["score"], (int, float)):
+            raise DataError(f"{det_file}: detection #{i} has score {det['score']!r}; expected a number")
+        image_id = det["image_id"]
+        if image_id not in coco.imgs:
+            raise DataError(f"{det_file}: detection #{i} has image id {image_id!r}, which is not in "
+                            f"the annotation file's images")
+        bbox = det["bbox"]
+        if not isinstance(bbox, list) or len(bbox) < 4 or not all(
+                isinstance(v, (int, float)) for v in bbox[:4]):
+            raise DataError(f"{det_file}: detection #{i} (image id {image_id}) has bbox {bbox!r}; "
+                            f"expected [x, y, w, h]")
+        if det.get("category_id", PERSON_CATEGORY_ID) != PERSON_CATEGORY_ID or det["score"] < score_thr:
+            continue
+        x, y, w, h = (float(v) for v in bbox[:4])
+        if not (w > 0 and h > 0):
+            raise DataError(f"{det_file}: detection #{i} (image id {image_id}) has a box of size "
+                            f"{w}×{h}; expected positive width and height")
+        img = coco.imgs[image_id]
+        out.append(Instance(image_id, img["file_name"], img["width"], img["height"],
+                            (x, y, x + w, y + h), float(det["score"]), None, det_index=i))
+    return out
+
+
+class TopDownCocoDataset(Dataset):
+    """Person crops of a COCO-format keypoint dataset.
+
+    Args:
+        ann_file: COCO keypoint annotation JSON.
+        img_dir: directory holding the images named by ``file_name``.
+        meta: keypoint layout; annotations must carry ``3 × meta.num_keypoints`` numbers.
+        input_size: crop size ``(H, W)``; heatmap_size: ``(h, w)``.
+        train: ground-truth boxes with augmentation (``aug``, default :class:`AugmentConfig`).
+        det_file: detections for evaluation; used unless ``use_gt_boxes`` is True.
+        use_gt_boxes: evaluate on ground-truth boxes; None means "unless det_file is given".
+        sigma: Gaussian σ of the targets in heatmap pixels.
+        det_score_thr: detections below this score are dropped (released: 0.0, keep all).
+
+    Items are indexed by int or :class:`SampleKey`; see :meth:`__getitem__`.
+    """
+
+    accepts_sample_keys = True  # tells build_dataloader it may pass SampleKey items
+
+    def __init__(
+        self,
+        ann_file: str | os.PathLike,
+        img_dir: str | os.PathLike,
+        meta: KeypointMeta,
+        input_size: tuple[int, int] = (256, 192),
+        heatmap_size: tuple[int, int] = (64, 48),
+        train: bool = True,
+        det_file: str | os.PathLike | None = None,
+        use_gt_boxes: bool | None = None,
+        sigma: float = 2.0,
+        aug: AugmentConfig | None = None,
+        det_score_thr: float = 0.0,
+    ) -> None:
+        self.ann_file = str(ann_file)
+        self.img_dir = Path(img_dir)
+        self.meta = meta
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.heatmap_size = (int(heatmap_size[0]), int(heatmap_size[1]))
+        self.train = bool(train)
+        self.sigma = float(sigma)
+        self.aug = (aug or AugmentConfig()) if train else None
+        if use_gt_boxes is None:
+            use_gt_boxes = det_file is None
+        if train and det_file is not None:
+            raise ConfigError(f"det_file={det_file}: detection boxes are for evaluation, not training")
+        if not use_gt_boxes and det_file is None:
+            raise ConfigError("use_gt_boxes=False needs a det_file with detected person boxes")
+        self.use_gt_boxes = bool(use_gt_boxes)
+        self.det_file = None if self.use_gt_boxes else str(det_file)
+
+        data = _load_json(self.ann_file, "annotation")
+        self.coco = _index_annotations(self.ann_file, data, meta.num_keypoints, meta.name)
+        if self.use_gt_boxes:
+            self.instances = _gt_instances(self.coco)
+        else:
+            self.instances = _det_instances(self.det_file, self.coco, det_score_thr)
+
+    def __len__(self) -> int:
+        return len(self.instances)
+
+    def _read_image(self, inst: Instance) -> np.ndarray:
+        """RGB uint8 (H_img, W_img, 3); DataError naming the file and the item if unreadable."""
+        path = self.img_dir / inst.file_name
+        if not path.is_file():
+            raise DataError(f"{path}: image file not found ({inst.describe()})")
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise DataError(f"{path}: image file is corrupt or not an image ({inst.describe()})")
+        if image.shape[:2] != (inst.height, inst.width):
+            raise DataError(f"{path}: image is {image.shape[1]}×{image.shape[0]} px but the annotation "
+                            f"file says {inst.width}×{inst.height} ({inst.describe()})")
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+    def __getitem__(self, key: int | SampleKey) -> dict[str, torch.Tensor]:
+        """One crop. ``key`` is an index or a :class:`SampleKey`; an int means epoch 0, seed 0.
+
+        Returns img (3, H, W) float32 normalised RGB, target (K, h, w) float32, target_weight (K,)
+        float32, center (2,) and scale (2,) float32 (aspect-fixed padded box size ``(w, h)`` px),
+        rotation (degrees), image_id int64, bbox_score float32, flipped bool.
+        """
+        key = SampleKey(int(key)) if not isinstance(key, tuple) else SampleKey(*key)
+        if key.index < 0:
+            key = key._replace(index=key.index + len(self))
+        inst = self.instances[key.index]
+        image = self._read_image(inst)
+        k = self.meta.num_keypoints
+        if inst.keypoints is not None:
+            keypoints = inst.keypoints[:, :2].copy()
+            visible = np.minimum(inst.keypoints[:, 2], 1.0).astype(np.float32)  # v ∈ {1, 2} count
+        else:
+            keypoints = np.zeros((k, 2), np.float32)
+            visible = np.zeros(k, np.float32)
+        center, scale = bbox_xyxy_to_center_scale(np.array(inst.bbox))
+        rotation, flipped = 0.0, False
+        if self.aug is not None:
+            rng = sample_rng(key.seed, key.epoch, key.index)
+            image, keypoints, visible, center, scale, rotation, flipped = augment(
+                image, keypoints, visible, center, scale, self.meta, self.aug, rng)
+        scale = fix_aspect_ratio(scale, self.input_size[1] / self.input_size[0])
+
+        matrix = udp_warp_matrix(center, scale, rotation, self.input_size)
+        crop = warp_image(image, matrix, self.input_size)
+        target, weight = udp_encode(transform_points(keypoints, matrix), visible,
+                                    self.input_size, self.heatmap_size, self.sigma)
+        return {
+            "img": normalize_image(crop),
+            "target": torch.from_numpy(target),
+            "target_weight": torch.from_numpy(weight),
+            "center": torch.from_numpy(center.astype(np.float32)),
+            "scale": torch.from_numpy(scale.astype(np.float32)),
+            "rotation": torch.tensor(rotation, dtype=torch.float32),
+            "image_id": torch.tensor(inst.image_id, dtype=torch.int64),
+            "bbox_score": torch.tensor(inst.score, dtype=torch.float32),
+            "flipped": torch.tensor(flipped),
+        }
