@@ -9,6 +9,7 @@ rule benchmark:
         run=AVAILABLE_RE,
     params:
         py=PY,
+        launch=LAUNCH_ARGS,
         config_hash=run_hash,
     threads: 2
     resources:
@@ -19,4 +20,4 @@ rule benchmark:
         CONDA_ENV
     shell:
         "OMP_NUM_THREADS={threads} {params.py} -m stages.benchmark --run {wildcards.run} "
-        "--scale {wildcards.scale} --out {output} 2> {log}"
+        "--scale {wildcards.scale} --out {output} {params.launch} 2> {log}"

@@ -8,6 +8,12 @@ from vitpose.utils.errors import UserError
 from workflow.registry import Registry, config_hash
 from workflow.schema import validate_params
 
+# Where jobs run is not science: a profile sets `launch` (workflow/profiles/slurm), params.yaml never does.
+LAUNCH = config.pop("launch", None) or {"launcher": "local"}
+LAUNCH_ARGS = f"--launcher {LAUNCH.get('launcher', 'local')}" + (
+    f" --launch-config {LAUNCH['config']}" if LAUNCH.get("config") else ""
+)
+
 # `--config key=value` overrides are merged into `config`; validate the result before any job starts.
 try:
     validate_params(config, "params.yaml (with --config overrides)")

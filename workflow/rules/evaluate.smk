@@ -13,6 +13,7 @@ rule evaluate:
         run=AVAILABLE_RE,
     params:
         py=PY,
+        launch=LAUNCH_ARGS,
         config_hash=run_hash,
     threads: 2
     resources:
@@ -23,4 +24,4 @@ rule evaluate:
         CONDA_ENV
     shell:
         "OMP_NUM_THREADS={threads} {params.py} -m stages.evaluate --run {wildcards.run} "
-        "--scale {wildcards.scale} 2> {log}"
+        "--scale {wildcards.scale} {params.launch} 2> {log}"

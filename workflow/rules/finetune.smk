@@ -11,6 +11,7 @@ rule finetune:
         run=AVAILABLE_RE,
     params:
         py=PY,
+        launch=LAUNCH_ARGS,
         config_hash=run_hash,
         summary=summary,
     threads: 2
@@ -24,7 +25,7 @@ rule finetune:
         CONDA_ENV
     shell:
         "OMP_NUM_THREADS={threads} {params.py} -m stages.finetune --run {wildcards.run} "
-        "--scale {wildcards.scale} 2> {log}"
+        "--scale {wildcards.scale} {params.launch} 2> {log}"
 
 
 # Runs that need a capability this code base does not have yet. They are part of the DAG (a dry run
