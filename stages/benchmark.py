@@ -1,6 +1,10 @@
 """Inference (and with --train, training-step) throughput and peak memory of a model (Tables 5, 6, 9; Fig. 1).
 
     python -m stages.benchmark --model vitpose-b --batch 64 --input 256x192 [--iters N] [--train] --json [--out f.json]
+    python -m stages.benchmark --run RUN --scale S --out results/S/RUN/benchmark.json   # a registry run
+
+With --run, the run's architecture is measured with its scale's benchmark settings (params.yaml
+`scales.<s>.benchmark`: batch, iters, warmup), inference and a training step, as a launcher job.
 
 The record's `throughput` and `train_memory_MB` entries are the metrics.json ones (docs/DEVELOPING.md).
 """
@@ -13,7 +17,7 @@ import sys
 import torch
 
 from vitpose.models.benchmark import benchmark
-from stages._cli import run_main
+from stages._cli import add_config_args, launch, load_run_config, run_main
 from vitpose.models.cli import add_model_args, config_from_args
 from vitpose.utils.errors import UserError
 from vitpose.utils.io import atomic_write_json
@@ -38,7 +42,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="default bf16 autocast on GPU, fp32 on CPU (the paper's speeds were fp32)")
     parser.add_argument("--json", action="store_true", help="print the record as one JSON object")
     parser.add_argument("--out", default=None, help="also write the record to this JSON file")
+    add_config_args(parser)
+    from vitpose.launch import add_launch_args
+
+    add_launch_args(parser)
     args = parser.parse_args(argv)
+    if args.run or args.config:
+        return run_benchmark(args)
     if args.warmup < 0:
         raise UserError(f"--warmup: expected an integer >= 0, got {args.warmup}")
     if args.device:
@@ -58,6 +68,20 @@ def main(argv: list[str] | None = None) -> int:
         for key, value in record.items():
             if key != "config":
                 print(f"{key:16s} {value}")
+    return 0
+
+
+def run_benchmark(args: argparse.Namespace) -> int:
+    """Benchmark a registry run (inference + training step) as a launcher job; write --out."""
+    cfg = load_run_config(args)
+    settings = cfg.benchmark or {}
+    kwargs = dict(cfg=cfg.model, batch=settings.get("batch", args.batch), iters=settings.get("iters", args.iters),
+                  train=True, warmup=settings.get("warmup", args.warmup), progress=False)
+    record = launch(benchmark, kwargs, cfg, "benchmark", args)
+    record["run"] = cfg.run
+    if args.out:
+        atomic_write_json(args.out, record)
+    print(json.dumps({k: v for k, v in record.items() if k != "config"}))
     return 0
 
 

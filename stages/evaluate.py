@@ -1,0 +1,157 @@
+"""Evaluate a checkpoint and write the run's metrics.json: `python -m stages.evaluate --run RUN --scale S`.
+
+(or `--config run.json --checkpoint model.pth --out-dir results/S/RUN [--benchmark bench.json]`).
+The inference runs as a launcher job (`--launcher local|slurm`); metrics.json is written here.
+
+Writes `results_keypoints.json` (COCO results) and `metrics.json` (schema `vitpose-metrics/1`, see
+docs/DEVELOPING.md) into `--out-dir`, each atomically; on any error neither is left behind.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from stages._cli import add_config_args, launch, load_run_config, remove_outputs_on_error, run_main
+from vitpose.utils.errors import CheckpointError, UserError
+
+SCHEMA = "vitpose-metrics/1"
+METRICS_FILE = "metrics.json"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m stages.evaluate", description=__doc__.splitlines()[0])
+    add_config_args(parser)
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="released-format weights (default with --run: results/<scale>/<run>/model.pth)")
+    parser.add_argument("--out-dir", type=Path, default=None,
+                        help="where metrics.json is written (default with --run: results/<scale>/<run>)")
+    parser.add_argument("--benchmark", type=Path, default=None,
+                        help="benchmark JSON with train_memory_MB and throughput "
+                             "(default with --run: results/<scale>/<run>/benchmark.json)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--in-process", action="store_true", help="evaluate in this process, not as a job")
+    from vitpose.launch import add_launch_args
+
+    add_launch_args(parser)
+    return parser
+
+
+def git_commit() -> str | None:
+    """HEAD of the repository holding this code, or None outside git / before the first commit."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    sha = out.stdout.strip()
+    return sha if out.returncode == 0 and sha else None
+
+
+def read_benchmark(path: Path | None) -> dict[str, Any]:
+    """`train_memory_MB` and `throughput` from the benchmark stage's JSON (both optional there)."""
+    if path is None:
+        return {"train_memory_MB": None, "throughput": None}
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: benchmark file not found") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: not a readable JSON benchmark file ({exc})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a JSON object with train_memory_MB and throughput")
+    memory, throughput = data.get("train_memory_MB"), data.get("throughput")
+    if memory is not None and (isinstance(memory, bool) or not isinstance(memory, (int, float))):
+        raise UserError(f"{path}: train_memory_MB: expected a number or null, got {memory!r}")
+    if throughput is not None:
+        if not isinstance(throughput, dict) or not isinstance(throughput.get("images_per_s"), (int, float)):
+            raise UserError(f"{path}: throughput: expected an object with a numeric images_per_s, "
+                            f"got {throughput!r}")
+    return {"train_memory_MB": None if memory is None else float(memory), "throughput": throughput}
+
+
+def model_costs(model_cfg) -> dict[str, float | None]:
+    """params_M, backbone_params_M, gflops, trainable_gflops of the configured model."""
+    from vitpose.models.info import model_info
+
+    info = model_info(model_cfg)
+    get = info.get if isinstance(info, dict) else lambda k: getattr(info, k, None)
+    return {k: (None if get(k) is None else float(get(k)))
+            for k in ("params_M", "backbone_params_M", "gflops", "trainable_gflops")}
+
+
+def checkpoint_train_time(checkpoint: Path) -> float | None:
+    """Training wall time recorded by the trainer in the checkpoint's meta (None if absent)."""
+    import torch
+
+    try:
+        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception:  # the evaluation's own loader reports unreadable files with their name
+        return None
+    meta = ckpt.get("meta") if isinstance(ckpt, dict) else None
+    value = meta.get("train_time_s") if isinstance(meta, dict) else None
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    t0 = time.time()
+    cfg = load_run_config(args)
+    if cfg.unavailable:
+        raise UserError(f"run {cfg.run}: unavailable: {cfg.unavailable}")
+    if args.run:  # the registry's declared files of the run
+        run_dir = Path("results") / cfg.scale / cfg.run
+        args.checkpoint = args.checkpoint or run_dir / "model.pth"
+        args.out_dir = args.out_dir or run_dir
+        args.benchmark = args.benchmark or run_dir / "benchmark.json"
+    if args.checkpoint is None or args.out_dir is None:
+        raise UserError("--checkpoint and --out-dir are required with --config")
+    if not args.checkpoint.is_file():
+        raise CheckpointError(f"{args.checkpoint}: checkpoint file not found")
+    bench = read_benchmark(args.benchmark)
+
+    from vitpose.config import config_hash
+    from vitpose.engine.inference import RESULTS_FILE, evaluate
+    from vitpose.report.metrics import validate_metrics
+    from vitpose.utils.io import atomic_write_json
+
+    out_dir = args.out_dir
+    with remove_outputs_on_error([out_dir / RESULTS_FILE, out_dir / METRICS_FILE]):
+        kwargs = dict(cfg=cfg, checkpoint=args.checkpoint, out_dir=out_dir, progress=not args.no_progress)
+        stats = evaluate(**kwargs) if args.in_process else launch(evaluate, kwargs, cfg, "evaluate", args)
+        costs = model_costs(cfg.model)
+        train_time = checkpoint_train_time(args.checkpoint)
+        config = cfg.to_dict()
+        metrics = {
+            "schema": SCHEMA,
+            "run": cfg.run,
+            "scale": cfg.scale,
+            "synthetic": cfg.scale == "smoke",
+            "serves": config.get("serves") or [],
+            "config": config,
+            "config_hash": config_hash(config),
+            "git_commit": git_commit(),
+            "dataset": cfg.data.dataset,
+            "split": "val",
+            "boxes": "gt" if cfg.data.use_gt_boxes_for_eval else "detected",
+            # pycocotools reports -1 for a metric with no ground truth (e.g. no medium-size people):
+            # undefined, not a score, so it is stored as null.
+            "metrics": {k: (None if v is not None and v < 0 else v) for k, v in stats.items()},
+            **costs,
+            **bench,
+            # training (from the checkpoint's meta, all resumed segments) plus this evaluation
+            "wall_time_s": (train_time or 0.0) + (time.time() - t0),
+        }
+        validate_metrics(json.loads(json.dumps(metrics)), str(out_dir / METRICS_FILE))
+        atomic_write_json(out_dir / METRICS_FILE, metrics)
+    print(json.dumps({"run": cfg.run, **stats}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))

@@ -1,0 +1,66 @@
+"""Finetune a top-down pose model: `python -m stages.finetune --run RUN --scale S` (or `--config run.json`).
+
+The training runs as a job of the launcher (`--launcher local|slurm`, docs/SLURM.md); this command
+blocks until it ends and exits 1 with the job's error and log path if it failed.
+
+Resumable state goes to the work directory (kept between invocations, not a declared output); the
+final weights, in the released ViTPose format, are written atomically to `--out` only when training
+has finished. Under `torchrun` every rank runs this command; only rank 0 writes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from stages._cli import add_config_args, launch, load_run_config, remove_outputs_on_error, run_main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m stages.finetune", description=__doc__.splitlines()[0])
+    add_config_args(parser)
+    parser.add_argument("--work-dir", type=Path, default=None,
+                        help="resumable training state (default: work/<scale>/<run>)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="final weights (default: results/<scale>/<run>/model.pth)")
+    parser.add_argument("--no-resume", action="store_true", help="ignore saved state and start over")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--in-process", action="store_true",
+                        help="train in this process (under torchrun: every rank runs the command) "
+                             "instead of as a launcher job")
+    from vitpose.launch import add_launch_args
+
+    add_launch_args(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cfg = load_run_config(args)
+    work_dir = args.work_dir or Path("work") / cfg.scale / cfg.run
+    out = args.out or Path("results") / cfg.scale / cfg.run / "model.pth"
+
+    from vitpose.engine.distributed import cleanup, is_main_process
+    from vitpose.engine.trainer import train
+
+    kwargs = dict(cfg=cfg, work_dir=work_dir, out_checkpoint=out, resume=not args.no_resume,
+                  progress=not args.no_progress)
+    if not args.in_process:
+        with remove_outputs_on_error([out]):
+            summary = launch(train, kwargs, cfg, "finetune", args)
+        print(json.dumps(summary, indent=2))
+        return 0
+    try:
+        with remove_outputs_on_error([out]):
+            summary = train(**kwargs)
+        if is_main_process():
+            print(json.dumps(summary, indent=2))
+    finally:
+        cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))

@@ -1,0 +1,44 @@
+"""Shared helpers of the engine / stage tests: tiny synthetic data and tiny run configs."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+from vitpose.data.synthetic import DET_FILE, generate_synthetic_coco
+
+
+def make_synthetic(root: Path, num_train: int, num_val: int, image_size=(96, 128), seed: int = 0) -> Path:
+    generate_synthetic_coco(root, seed=seed, num_train=num_train, num_val=num_val,
+                            image_size=image_size, max_people=3, progress=False)
+    return root
+
+
+def data_section(root: Path, num_workers: int = 0) -> dict:
+    return {
+        "root": str(root),
+        "train_ann": str(root / "annotations/person_keypoints_train2017.json"),
+        "train_images": str(root / "train2017"),
+        "val_ann": str(root / "annotations/person_keypoints_val2017.json"),
+        "val_images": str(root / "val2017"),
+        "det_file": str(root / "person_detection_results" / DET_FILE),
+        "num_workers": num_workers,
+    }
+
+
+def tiny_config(root: Path, run: str = "tiny", **sections) -> dict:
+    """A seconds-long run: 2-block ViT of width 32 at 64×48, drop path on (so RNG state matters)."""
+    cfg = {
+        "run": run,
+        "scale": "smoke",
+        "seed": 7,
+        "serves": [{"table": 2, "row": "vitpose-b/classic"}],
+        "model": {"arch": "vit", "embed_dim": 32, "depth": 2, "num_heads": 2, "input_size": [64, 48],
+                  "decoder_channels": 16, "drop_path_rate": 0.1},
+        "data": data_section(root),
+        "train": {"epochs": 3, "batch_size": 4, "lr": 1e-3, "base_batch": 4, "warmup_iters": 3,
+                  "layer_decay": 0.8, "log_every_iters": 1},
+        "eval": {"batch_size": 8},
+    }
+    for name, values in sections.items():
+        cfg[name] = {**cfg[name], **copy.deepcopy(values)} if isinstance(values, dict) else values
+    return cfg

@@ -1,0 +1,409 @@
+"""The resolved configuration of one run: model, data, training and evaluation settings.
+
+`workflow/registry.py` expands `params.yaml` into one such config per run; the stage commands read it
+from a JSON / YAML file. Every section is a dataclass with `from_dict` (validating: an unknown key, a
+wrong type or an impossible value raises ConfigError naming the key path, e.g.
+`train.lr: expected a positive number, got -1`) and `to_dict` (the canonical, fully resolved form
+that is hashed into `metrics.json`).
+
+Learning rate: `train.lr` is the rate for a total batch of `train.base_batch` images (paper: 5e-4
+for 512). The trainer applies the linear scaling rule, lr_effective = lr · batch_size / base_batch,
+so a smaller smoke batch trains with a proportionally smaller rate. Set base_batch = batch_size to
+use `lr` as given.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+from vitpose.models import ModelConfig
+from vitpose.utils.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+# ----------------------------------------------------------------------------------------------
+# Generic dict -> dataclass conversion with key-path error messages.
+
+def _describe(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if tp is bool:
+        return "true or false"
+    if tp is int:
+        return "an integer"
+    if tp is float:
+        return "a number"
+    if tp is str:
+        return "a string"
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (Union, types.UnionType):
+        parts = [_describe(a) for a in typing.get_args(tp) if a is not type(None)]
+        none = " or null" if type(None) in typing.get_args(tp) else ""
+        return " or ".join(parts) + none
+    if origin in (list, tuple):
+        args = typing.get_args(tp)
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return f"a list of {len(args)} values"
+        return "a list"
+    if origin is dict or tp is dict:
+        return "a mapping"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _fail(path: str, tp: Any, value: Any) -> ConfigError:
+    return ConfigError(f"{path}: expected {_describe(tp)}, got {_show(value)}")
+
+
+def _convert(value: Any, tp: Any, path: str) -> Any:
+    """Check `value` against the type annotation `tp` and return it in canonical form."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None:
+            if type(None) in args:
+                return None
+            raise _fail(path, tp, value)
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(value, arg, path)
+            except ConfigError:
+                continue
+        raise _fail(path, tp, value)
+    if origin is Literal:
+        if value in args:
+            return value
+        raise _fail(path, tp, value)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, path)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise _fail(path, tp, value)
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise _fail(path, tp, value)
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise _fail(path, tp, value)
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, os.PathLike):
+            return os.fspath(value)
+        raise _fail(path, tp, value)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise _fail(path, tp, value)
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise _fail(path, tp, value)
+            return tuple(_convert(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+        item = args[0] if args else Any
+        items = [_convert(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict or tp is dict:
+        if not isinstance(value, Mapping):
+            raise _fail(path, tp, value)
+        return dict(value)
+    raise TypeError(f"{path}: unsupported annotation {tp!r}")  # a bug in this module, not user input
+
+
+def from_dict(cls: type, data: Any, path: str = "") -> Any:
+    """Build dataclass `cls` from a mapping, checking keys and types; `path` prefixes error keys.
+
+    A dataclass with its own `from_dict(data)` classmethod (e.g. ModelConfig) converts itself; a
+    dataclass with `validate(path)` checks its values after conversion.
+    """
+    where = path or "config"
+    if isinstance(data, cls):
+        data = to_dict(data)
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+    own = getattr(cls, "from_dict", None)
+    if own is not None and not issubclass(cls, Section):
+        try:
+            return own(dict(data))
+        except ConfigError as exc:
+            msg = str(exc)
+            raise ConfigError(msg if msg.startswith(f"{where}.") else f"{where}.{msg}") from None
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        raise ConfigError(
+            f"{_join(path, str(unknown[0]))}: unknown key (expected one of {', '.join(fields)})"
+        )
+    kwargs = {}
+    for name, f in fields.items():
+        key = _join(path, name)
+        if name in data:
+            kwargs[name] = _convert(data[name], hints[name], key)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{key}: required key is missing")
+    try:
+        obj = cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if hasattr(obj, "validate"):
+        obj.validate(path)
+    return obj
+
+
+def to_dict(obj: Any) -> Any:
+    """Plain JSON-able form of a config (dataclasses → dicts, tuples → lists, paths → strings)."""
+    own = getattr(obj, "to_dict", None)
+    if dataclasses.is_dataclass(obj) and own is not None and not isinstance(obj, Section):
+        return to_dict(own())
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
+        return {str(k): to_dict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    return obj
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _show(value: Any) -> str:
+    """A value as the user wrote it: -1.0 read from `-1` shows as -1."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return repr(value)
+
+
+def _positive(path: str, key: str, value: float | int | None, allow_zero: bool = False) -> None:
+    ok = value is not None and math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        what = "a non-negative number" if allow_zero else "a positive number"
+        raise ConfigError(f"{_join(path, key)}: expected {what}, got {_show(value)}")
+
+
+# ----------------------------------------------------------------------------------------------
+# The sections.
+
+class Section:
+    """`from_dict` / `to_dict` of a config section dataclass (its `validate(path)` checks values)."""
+
+    @classmethod
+    def from_dict(cls, data: Any, path: str = ""):
+        return from_dict(cls, data, path)
+
+    def to_dict(self) -> dict:
+        return {f.name: to_dict(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+@dataclass
+class DataConfig(Section):
+    """Where the top-down data lives. Every path is relative to the repository root unless absolute
+    (`root` is the dataset directory, the others its files, e.g. `data/smoke/coco/train2017`)."""
+
+    root: str
+    train_ann: str
+    train_images: str
+    val_ann: str
+    val_images: str
+    det_file: str | None = None
+    dataset: str = "coco"
+    keypoints: str = "coco"
+    sigma: float = 2.0
+    use_gt_boxes_for_eval: bool = False
+    num_workers: int = 2
+
+    def validate(self, path: str) -> None:
+        _positive(path, "sigma", self.sigma)
+        if self.num_workers < 0:
+            raise ConfigError(f"{_join(path, 'num_workers')}: expected ≥ 0, got {self.num_workers}")
+        if not self.use_gt_boxes_for_eval and not self.det_file:
+            raise ConfigError(
+                f"{_join(path, 'det_file')}: required unless "
+                f"{_join(path, 'use_gt_boxes_for_eval')} is true"
+            )
+
+    def resolve(self, name: str) -> Path:
+        """Absolute path of `root` or of one of the file fields (e.g. `resolve('val_ann')`)."""
+        value = getattr(self, name)
+        if value is None:
+            raise ConfigError(f"data.{name}: not set")
+        return resolve_path(value)
+
+
+@dataclass
+class TrainConfig(Section):
+    """Optimisation settings (defaults: paper Table 1, ViTPose-B)."""
+
+    epochs: int = 210
+    batch_size: int = 512  # total over all processes
+    lr: float = 5e-4  # for a batch of base_batch images; linearly scaled to batch_size
+    base_batch: int = 512
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.999)
+    layer_decay: float = 0.75
+    warmup_iters: int = 500
+    warmup_ratio: float = 0.001
+    # Epochs (fractions allowed: a shortened schedule keeps 170/210 and 200/210 of the run); null →
+    # those paper fractions of `epochs`.
+    milestones: list[float] | None = None
+    gamma: float = 0.1
+    grad_clip: float | None = 1.0  # max gradient L2 norm; null disables clipping
+    # auto: bf16 autocast on GPU, fp32 on CPU; fp16 adds gradient scaling.
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    checkpoint_every_epochs: int = 1
+    log_every_iters: int = 50
+
+    def validate(self, path: str) -> None:
+        for key in ("epochs", "batch_size", "base_batch", "checkpoint_every_epochs", "log_every_iters"):
+            value = getattr(self, key)
+            if value < 1:
+                raise ConfigError(f"{_join(path, key)}: expected a positive integer, got {_show(value)}")
+        _positive(path, "lr", self.lr)
+        _positive(path, "weight_decay", self.weight_decay, allow_zero=True)
+        _positive(path, "warmup_iters", self.warmup_iters, allow_zero=True)
+        for i, b in enumerate(self.betas):
+            if not 0.0 <= b < 1.0:
+                raise ConfigError(f"{_join(path, 'betas')}[{i}]: expected a number in [0, 1), got {_show(b)}")
+        if not 0.0 < self.layer_decay <= 1.0:
+            raise ConfigError(
+                f"{_join(path, 'layer_decay')}: expected a number in (0, 1], got {_show(self.layer_decay)}"
+            )
+        if not 0.0 < self.warmup_ratio <= 1.0:
+            raise ConfigError(
+                f"{_join(path, 'warmup_ratio')}: expected a number in (0, 1], got {_show(self.warmup_ratio)}"
+            )
+        if not 0.0 < self.gamma <= 1.0:
+            raise ConfigError(f"{_join(path, 'gamma')}: expected a number in (0, 1], got {_show(self.gamma)}")
+        if self.grad_clip is not None:
+            _positive(path, "grad_clip", self.grad_clip)
+        if self.milestones is None:
+            from vitpose.engine.schedule import default_milestones
+
+            self.milestones = default_milestones(self.epochs)
+        for i, m in enumerate(self.milestones):
+            if not (math.isfinite(m) and 0 < m <= self.epochs):
+                raise ConfigError(
+                    f"{_join(path, 'milestones')}[{i}]: expected an epoch in (0, {self.epochs}], got {_show(m)}"
+                )
+        if list(self.milestones) != sorted(self.milestones):
+            raise ConfigError(f"{_join(path, 'milestones')}: expected increasing epochs, got {self.milestones}")
+
+    @property
+    def effective_lr(self) -> float:
+        """The head's learning rate after the linear scaling rule: lr · batch_size / base_batch."""
+        return self.lr * self.batch_size / self.base_batch
+
+
+@dataclass
+class EvalConfig(Section):
+    flip_test: bool = True
+    batch_size: int = 64
+    nms_threshold: float = 0.9  # OKS-NMS
+    rescore_threshold: float = 0.2  # keypoint scores above it count in the instance score
+
+    def validate(self, path: str) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"{_join(path, 'batch_size')}: expected a positive integer, got {_show(self.batch_size)}")
+        for key in ("nms_threshold", "rescore_threshold"):
+            value = getattr(self, key)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{_join(path, key)}: expected a number in [0, 1], got {_show(value)}")
+
+
+@dataclass
+class RunConfig(Section):
+    """One run: `RunConfig.from_dict(json.load(f))`, `cfg.to_dict()` for metrics.json and hashing."""
+
+    run: str
+    scale: str
+    model: ModelConfig
+    data: DataConfig
+    seed: int = 0
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    serves: list[dict] = field(default_factory=list)  # [{"table": 2, "row": "vitpose-b/classic"}, ...]
+    pretrained: str | None = None  # backbone initialisation (MAE / ViTPose checkpoint); null → random
+    spec: dict | None = None  # the registry's paper-terms description of the run (informational)
+    benchmark: dict | None = None  # settings of the benchmark stage (not used by the engine)
+    unavailable: str | None = None  # why the registry cannot produce this run yet (stages refuse it)
+
+    def validate(self, path: str) -> None:
+        if not self.run:
+            raise ConfigError(f"{_join(path, 'run')}: expected a non-empty run id")
+        if not self.scale:
+            raise ConfigError(f"{_join(path, 'scale')}: expected a non-empty scale name")
+        if self.seed < 0:
+            raise ConfigError(f"{_join(path, 'seed')}: expected a non-negative integer, got {self.seed}")
+        for i, s in enumerate(self.serves):
+            if set(s) != {"table", "row"}:
+                raise ConfigError(f"{_join(path, 'serves')}[{i}]: expected keys 'table' and 'row', got {sorted(s)}")
+
+    @property
+    def synthetic(self) -> bool:
+        """The smoke scale trains and evaluates on the embedded synthetic dataset."""
+        return self.scale == "smoke"
+
+
+def resolve_path(path: str | os.PathLike) -> Path:
+    """A config path: absolute as given, else relative to the repository root."""
+    p = Path(path)
+    return p if p.is_absolute() else REPO_ROOT / p
+
+
+def config_hash(config: Mapping) -> str:
+    """sha256 of the canonical JSON (sorted keys, no whitespace) of a config dict."""
+    text = json.dumps(to_dict(config), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def read_config_file(path: str | os.PathLike) -> dict:
+    """Parse a JSON or YAML file into a dict; ConfigError names the file on failure."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'} ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def load_run_config_file(path: str | os.PathLike) -> RunConfig:
+    """Read and validate a run config; errors read `<file>: <key path>: <problem>`."""
+    data = read_config_file(path)
+    try:
+        return RunConfig.from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
