@@ -6,7 +6,7 @@ from torch import nn
 
 from vitpose.models.config import ModelConfig
 from vitpose.models.decoders import build_decoder
-from vitpose.models.resnet import RESNET_CHANNELS, build_resnet_backbone
+from vitpose.models.resnet import build_resnet_backbone, resnet_channels
 from vitpose.models.vit import ViTPoseBackbone
 
 
@@ -36,7 +36,7 @@ class TopDownPoseModel(nn.Module):
 def build_backbone(cfg: ModelConfig) -> tuple[nn.Module, int]:
     """The backbone of `cfg` and its output channels."""
     if not cfg.is_vit:
-        return build_resnet_backbone(cfg.arch), RESNET_CHANNELS
+        return build_resnet_backbone(cfg.arch), resnet_channels(cfg.arch)
     a = cfg.vit_args()
     backbone = ViTPoseBackbone(
         img_size=cfg.input_size,

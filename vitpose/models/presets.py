@@ -17,7 +17,9 @@ VIT_PRESETS: dict[str, dict] = {
 }
 
 # timm model names of the SimpleBaseline backbones (paper Table 2); features at 1/32, 2048 channels.
-RESNET_ARCHS: dict[str, str] = {"resnet50": "resnet50", "resnet152": "resnet152"}
+RESNET_ARCHS: dict[str, str] = {"resnet50": "resnet50", "resnet152": "resnet152",
+                                 # small stand-ins for the smoke scale (512 channels at 1/32)
+                                 "resnet10t": "resnet10t", "resnet18": "resnet18"}
 
 CUSTOM_VIT = "vit"  # a ViT whose embed_dim / depth / num_heads are all given (tiny smoke models)
 

@@ -15,5 +15,13 @@ RESNET_CHANNELS = 2048
 
 
 def build_resnet_backbone(arch: str) -> nn.Module:
-    """arch in RESNET_ARCHS -> nn.Module mapping (B, 3, H, W) to (B, 2048, H/32, W/32)."""
+    """arch in RESNET_ARCHS -> nn.Module mapping (B, 3, H, W) to (B, C, H/32, W/32).
+
+    C = `resnet_channels(arch)`: 2048 for ResNet-50/152, 512 for the smoke stand-ins.
+    """
     return timm.create_model(RESNET_ARCHS[arch], pretrained=False, num_classes=0, global_pool="")
+
+
+def resnet_channels(arch: str) -> int:
+    """Output channels of a SimpleBaseline backbone (its layer4 width)."""
+    return 512 if arch in ("resnet10t", "resnet18") else RESNET_CHANNELS

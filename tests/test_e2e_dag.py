@@ -1,0 +1,153 @@
+"""End to end at smoke scale: real Snakemake, then real DVC, on a copy of the project.
+
+Order matters (module-scoped project): Snakemake builds Tables 2, 5, 9 and Figure 1; a second call is a
+no-op; a changed parameter re-runs only its runs; `dvc commit` records Snakemake's outputs without
+re-running; `dvc repro` completes every table whose capabilities exist and writes the full report;
+a second `dvc repro` is a no-op.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vitpose.report.metrics import load_metrics
+from workflow.registry import REPO, Registry
+from workflow.schema import load_params
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+
+
+def run(cmd: list[str], cwd: Path, timeout: int = 1800) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    return proc
+
+
+def ok(proc: subprocess.CompletedProcess) -> str:
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-6000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """The committed and working-tree files of the repository (no data, results or venv), as a git repo."""
+    dest = tmp_path_factory.mktemp("project")
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+                           text=True, check=True).stdout.split("\n")
+    for name in filter(None, files):
+        src = REPO / name
+        if src.is_file() or src.is_symlink():
+            target = dest / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, target, follow_symlinks=False)
+    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
+        subprocess.run(["git", *args], cwd=dest, check=True, capture_output=True)
+    return dest
+
+
+def snakemake(project: Path, *args: str) -> subprocess.CompletedProcess:
+    return run([str(BIN / "snakemake"), *args], project)
+
+
+def dvc(project: Path, *args: str) -> subprocess.CompletedProcess:
+    return run([str(BIN / "dvc"), *args], project)
+
+
+def registry(project: Path) -> Registry:
+    return Registry(load_params(project / "params.yaml"), "smoke", project / "params.yaml")
+
+
+def test_snakemake_builds_tables_2_5_9_and_figure1(project):
+    out = ok(snakemake(project, "table2", "table5", "table9", "figure1"))
+    reg = registry(project)
+    for table in (2, 5, 9):
+        for r in reg.table_runs(table):
+            if r.missing:
+                continue
+            m = load_metrics(project / r.metrics)  # schema-validated
+            assert m["run"] == r.id and m["scale"] == "smoke" and m["synthetic"] is True
+            assert {"table": table} .items() <= {"table": table}.items()
+            assert any(s["table"] == table for s in m["serves"])
+            assert m["gflops"] > 0 and m["throughput"]["images_per_s"] > 0
+            assert m["train_memory_MB"] is None or m["train_memory_MB"] > 0
+        tex = (project / f"paper_tables/smoke/table{table}.tex").read_text()
+        assert "synthetic" in tex.lower()
+    # Table 5's seven variants all have numbers: GFLOPs differ between full and window attention.
+    t5 = {r.id: load_metrics(project / r.metrics) for r in reg.table_runs(5)}
+    assert len(t5) == 7
+    full = t5["vitpose-b-classic-256x192-r2-fp16"]["gflops"]
+    window = t5["vitpose-b-classic-256x192-r2-window8x8"]["gflops"]
+    assert window < full
+    md = (project / "paper_tables/smoke/table5.md").read_text()
+    assert md.count("\n|") >= 8  # header + 7 rows
+    assert (project / "paper_tables/smoke/figure1_pareto.png").stat().st_size > 0
+    assert "Nothing to be done" not in out
+
+
+def test_second_snakemake_is_a_fast_noop(project):
+    t0 = time.time()
+    out = ok(snakemake(project, "table5"))
+    assert time.time() - t0 < 10, "a second `snakemake table5` must be a no-op in seconds"
+    assert "Nothing to be done" in out
+
+
+def test_changed_parameter_reruns_only_its_runs(project):
+    params_file = project / "params.yaml"
+    original = params_file.read_text()
+    params = yaml.safe_load(original)
+    params["hyperparameters"]["vitpose-l"]["drop_path_rate"] = 0.4
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        out = ok(snakemake(project, "-n", "table2", "table5", "table9"))
+    finally:
+        params_file.write_text(original)
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out, re.M))
+    assert counts.get("finetune") == "2", out  # vitpose-l classic and simple, nothing else
+    assert re.findall(r"finetune (\S+):", out) and all(
+        rid.startswith("vitpose-l-") for rid in re.findall(r"finetune (\S+):", out))
+
+
+def test_dvc_records_snakemake_outputs_then_repro_completes(project):
+    reg = registry(project)
+    ok(dvc(project, "commit", "-f"))
+    status = ok(dvc(project, "status"))
+    # What Snakemake produced is recorded: Table 5's stages are not listed as changed.
+    for r in reg.table_runs(5):
+        assert f"finetune-{r.id}:" not in status and f"evaluate-{r.id}:" not in status
+    out = ok(dvc(project, "repro"))
+    for r in reg.table_runs(5):
+        assert f"Running stage 'finetune-{r.id}'" not in out  # not re-run
+    for r in reg.available_runs():
+        load_metrics(project / r.metrics)
+    index = (project / "paper_tables/smoke/index.md").read_text()
+    assert "smoke" in index.lower() and "synthetic" in index.lower()
+    assert "multi_dataset" in index or "multi-dataset" in index  # missing rows say why
+    shown = ok(dvc(project, "metrics", "show", "--json"))
+    assert "vitpose-b-classic-256x192" in shown
+
+
+def test_second_dvc_repro_is_a_fast_noop(project):
+    t0 = time.time()
+    out = ok(dvc(project, "repro"))
+    assert time.time() - t0 < 10, "a second `dvc repro` must be a no-op in seconds"
+    assert "Running stage" not in out
+
+
+def test_dvc_exp_run_with_a_changed_parameter(project):
+    """`dvc exp run -S`: Table 1 is generated from params.yaml, so it shows the new value."""
+    out = ok(dvc(project, "exp", "run", "-S", "hyperparameters.vitpose-s.lr=0.0007"))
+    assert "Running stage 'report'" in out
+    assert "Running stage 'finetune-" not in out
+    table1 = (project / "paper_tables/smoke/table1.md").read_text()
+    assert "0.0007" in table1 or "7e-4" in table1 or "7.0e-4" in table1, table1
