@@ -281,8 +281,9 @@ class Registry:
             "pool": spec["pool"],
             "freeze": None if spec["freeze"] == "none" else spec["freeze"],
             "num_keypoints": 17,
-            "drop_path_rate": standin.get("drop_path_rate", hp["drop_path_rate"]),
         }
+        if not model.startswith("resnet"):  # stochastic depth is a ViT setting (Table 1)
+            cfg["drop_path_rate"] = standin.get("drop_path_rate", hp["drop_path_rate"])
         for key in ("embed_dim", "depth", "num_heads", "decoder_channels"):
             if key in standin:
                 cfg[key] = standin[key]
