@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -22,6 +21,8 @@ import yaml
 from vitpose.report.metrics import load_metrics
 from workflow.registry import REPO, Registry
 from workflow.schema import load_params
+
+from conftest import copy_project
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -41,19 +42,7 @@ def ok(proc: subprocess.CompletedProcess) -> str:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    """The committed and working-tree files of the repository (no data, results or venv), as a git repo."""
-    dest = tmp_path_factory.mktemp("project")
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
-                           text=True, check=True).stdout.split("\n")
-    for name in filter(None, files):
-        src = REPO / name
-        if src.is_file() or src.is_symlink():
-            target = dest / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, target, follow_symlinks=False)
-    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
-        subprocess.run(["git", *args], cwd=dest, check=True, capture_output=True)
-    return dest
+    return copy_project(tmp_path_factory.mktemp("project"))
 
 
 def snakemake(project: Path, *args: str) -> subprocess.CompletedProcess:

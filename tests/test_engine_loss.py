@@ -32,3 +32,4 @@ def test_precision_auto_is_bf16_on_gpu_fp32_on_cpu():
     assert resolve_precision("fp32", torch.device("cuda", 0)) is None
     assert resolve_precision("bf16", torch.device("cpu")) is torch.bfloat16
     assert resolve_precision("fp16", torch.device("cuda", 0)) is torch.float16
+    assert resolve_precision("fp16", torch.device("cpu")) is None  # CPU fp16 autocast: slow, no gain

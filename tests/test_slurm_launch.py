@@ -24,18 +24,6 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "slurm_cluster.sh"
 
 
-@pytest.fixture(scope="session")
-def slurm_cluster() -> Any:
-    if os.geteuid() != 0:
-        pytest.skip("the single-node test cluster needs root (scripts/slurm_cluster.sh)")
-    try:
-        # The first start may apt-get install slurm-wlm, slurmdbd, munge and mariadb: minutes, once.
-        subprocess.run(["bash", str(SCRIPT), "start"], check=True, timeout=1800)
-        yield
-    finally:
-        subprocess.run(["bash", str(SCRIPT), "stop"], timeout=600)
-
-
 def _cfg(tmp_path: Path, **kw: Any) -> LaunchConfig:
     return LaunchConfig(launcher="slurm", folder=str(tmp_path / "submitit"), timeout_min=10, poll_s=1.0,
                         cpus_per_task=1, **kw)

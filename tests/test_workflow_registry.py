@@ -115,3 +115,27 @@ def test_dvc_params_are_per_row():
     keys = stage["params"][0]["params.yaml"]
     assert "tables.table5.rows.window+shift" in keys
     assert not any(k.startswith("tables.") and "window+shift" not in k for k in keys)
+
+
+@pytest.mark.parametrize("scale", ["smoke", "paper"])
+def test_every_run_config_is_accepted_by_the_stages(scale):
+    """What the registry resolves is exactly what the engine validates (no run fails at start-up)."""
+    from vitpose.config import RunConfig
+
+    reg = Registry(load_params(PARAMS), scale)
+    for run in reg.runs.values():
+        cfg = reg.run_config(run.id)
+        if run.missing:
+            assert cfg["unavailable"] == run.missing
+            continue
+        parsed = RunConfig.from_dict(cfg)
+        assert parsed.run == run.id and parsed.scale == scale
+        assert list(parsed.model.input_size) == [int(v) for v in run.spec["input"].split("x")]
+
+
+def test_stage_refuses_an_unavailable_run_at_once():
+    proc = subprocess.run([sys.executable, "-m", "stages.finetune", "--run",
+                           "vitpose-b-classic-256x192-coco+aic", "--scale", "smoke"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "multi_dataset" in proc.stderr and "Traceback" not in proc.stderr

@@ -52,9 +52,14 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
 
     'auto' is bf16 on GPU (the released models train stably in it) and fp32 on CPU, where bf16
     autocast is slow and would break bit-exact resume tests for no gain.
+
+    'fp16' exists for the paper's Table 5 full-attention row (fp16 to fit GPU memory); on CPU it
+    means fp32, since float16 autocast there is many times slower and saves nothing that matters.
     """
     if precision == "auto":
         return torch.bfloat16 if device.type == "cuda" else None
+    if precision == "fp16" and device.type != "cuda":
+        return None
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 

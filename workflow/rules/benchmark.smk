@@ -11,7 +11,7 @@ rule benchmark:
         py=PY,
         launch=LAUNCH_ARGS,
         config_hash=run_hash,
-    threads: 2
+    threads: 1
     resources:
         gpu=1,
     log:

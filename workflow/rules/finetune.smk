@@ -14,7 +14,7 @@ rule finetune:
         launch=LAUNCH_ARGS,
         config_hash=run_hash,
         summary=summary,
-    threads: 2
+    threads: 1
     resources:
         gpu=1,
     message:
