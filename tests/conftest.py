@@ -14,10 +14,12 @@ SLURM_SCRIPT = REPO / "scripts" / "slurm_cluster.sh"
 
 
 def copy_project(dest: Path) -> Path:
-    """The repository's committed and working-tree files (no data, results or venv) as a new git repo."""
+    """The repository's committed and working-tree files (no data, results, tables or venv) as a new git repo."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
                            text=True, check=True).stdout.split("\n")
     for name in filter(None, files):
+        if name.startswith(("results/", "paper_tables/")):
+            continue  # browsable outputs checked into the repository: the copy makes its own
         src = REPO / name
         if src.is_file() or src.is_symlink():
             target = dest / name

@@ -2,6 +2,7 @@
 
     python -m workflow.dvcgen            # (re)write dvc.yaml (default scale) and workflow/dvc/paper/dvc.yaml
     python -m workflow.dvcgen --check    # exit 1 when a checked-in file differs from what the registry gives
+    python -m workflow.dvcgen --record   # record outputs Snakemake already produced in dvc.lock (no re-run)
 
 The default scale's pipeline is the repository's ``dvc.yaml`` (``dvc repro``). Every other scale gets
 ``workflow/dvc/<scale>/dvc.yaml`` with ``wdir`` pointing back at the repository root
@@ -136,12 +137,48 @@ def targets(params_path: Path = PARAMS) -> dict[Path, str]:
     return out
 
 
+def produced_stages(dvc_file: Path = REPO / "dvc.yaml") -> list[str]:
+    """Stages of a generated dvc.yaml whose every output and dependency exists (e.g. made by Snakemake)."""
+    doc = yaml.safe_load(dvc_file.read_text())
+    root = dvc_file.parent
+    done = []
+    for name, stage in doc["stages"].items():
+        wdir = root / stage.get("wdir", ".")
+        outs = [next(iter(o)) if isinstance(o, dict) else o
+                for key in ("outs", "metrics") for o in stage.get(key, [])]
+        deps = stage.get("deps", [])
+        if outs and all((wdir / p).exists() for p in [*outs, *deps]):
+            done.append(name)
+    return done
+
+
+def record(dvc_file: Path = REPO / "dvc.yaml") -> int:
+    """`dvc commit -f` the stages whose outputs exist: DVC then treats them as done (no re-run)."""
+    import shutil
+    import subprocess
+
+    stages = produced_stages(dvc_file)
+    if not stages:
+        print("nothing to record: no stage of dvc.yaml has all its outputs yet")
+        return 0
+    dvc = shutil.which("dvc") or str(Path(sys.executable).parent / "dvc")
+    target = [] if dvc_file == REPO / "dvc.yaml" else [f"{dvc_file}:{s}" for s in stages]
+    proc = subprocess.run([dvc, "commit", "-f", *(target or stages)], cwd=REPO)
+    if proc.returncode == 0:
+        print(f"recorded {len(stages)} stages in dvc.lock")
+    return proc.returncode
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m workflow.dvcgen", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true", help="exit 1 if a generated file is stale")
     ap.add_argument("--params", default=str(PARAMS))
+    ap.add_argument("--record", nargs="?", const=str(REPO / "dvc.yaml"), metavar="DVC_YAML",
+                    help="dvc commit the stages whose outputs already exist (default: dvc.yaml)")
     args = ap.parse_args(argv)
+    if args.record:
+        return record(Path(args.record).resolve())
     stale = []
     for path, text in targets(Path(args.params)).items():
         current = path.read_text() if path.exists() else ""
