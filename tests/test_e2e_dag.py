@@ -29,7 +29,8 @@ BIN = Path(sys.executable).parent
 
 
 def run(cmd: list[str], cwd: Path, timeout: int = 1800) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # As after `source .venv/bin/activate` (README): DVC stage commands call `python`.
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
     return proc
 
