@@ -8,7 +8,5 @@ configfile: "params.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
-include: "workflow/rules/finetune.smk"
-include: "workflow/rules/benchmark.smk"
-include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/jobs.smk"
 include: "workflow/rules/report.smk"

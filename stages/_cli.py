@@ -19,37 +19,60 @@ EXIT_USER_ERROR = 2
 
 
 def add_config_args(parser: argparse.ArgumentParser) -> None:
-    """Which run: `--run ID [--scale S] [--params params.yaml]` (the registry) or `--config FILE`."""
-    group = parser.add_argument_group("run (one of --run or --config)")
-    group.add_argument("--run", help="run id from the registry (python -m workflow.registry list)")
+    """Which run: `--config results/<scale>/<run>/config.json` (what the DAG passes), or `--run ID
+    [--scale S]`, shorthand for that same file. The file is the run's one resolved configuration."""
+    group = parser.add_argument_group("run (one of --config or --run)")
+    group.add_argument("--config", type=Path, default=None,
+                       help="the run's resolved config.json (written by the DAG's `config` job), or a "
+                            "hand-written run config (.json or .yaml)")
+    group.add_argument("--run", help="run id: reads results/<scale>/<run>/config.json")
     group.add_argument("--scale", help="scale of --run (default: params.yaml's `scale`)")
-    group.add_argument("--params", type=Path, default=None, help="params.yaml (default: the repository's)")
-    group.add_argument("--config", type=Path, default=None, help="a resolved run config (.json or .yaml)")
+
+
+def config_path_of_run(run: str, scale: str | None) -> Path:
+    """`results/<scale>/<run>/config.json` of a registry run (the scale defaults to params.yaml's)."""
+    from vitpose.config import RunPaths, resolve_path
+
+    if scale is None:
+        from workflow.registry import PARAMS, load_registry
+
+        scale = load_registry(PARAMS).scale
+    return resolve_path(RunPaths.for_run(scale, run).file("config"))
+
+
+def _explain_missing_config(run: str, scale: str | None, config: Path) -> None:
+    """Raise the UserError for `--run RUN` without its config.json: unknown, unavailable or not resolved."""
+    from workflow.registry import PARAMS, load_registry
+
+    registry = load_registry(PARAMS, scale)
+    known = registry.get(run)  # an unknown id fails here, naming the command that lists the runs
+    if known.missing:
+        raise UserError(f"run {run} ({registry.scale}) cannot be produced: {known.missing}")
+    rel = config.relative_to(Path.cwd()) if config.is_relative_to(Path.cwd()) else config
+    raise UserError(
+        f"{rel}: the resolved configuration of run {run} does not exist yet; write it with "
+        f"`snakemake {rel}` (or `python -m workflow.registry resolve {run} --scale {registry.scale} "
+        f"--out {rel}`)")
 
 
 def load_run_config(args: argparse.Namespace):
-    """The RunConfig named by the parsed arguments: a registry run id, or a config file.
+    """The RunConfig named by the parsed arguments (see `add_config_args`).
 
     A run that needs a capability the code base does not have yet fails here, at once, naming it.
     """
-    from vitpose.config import RunConfig, load_run_config_file
+    from vitpose.config import load_run_config_file
 
     run, config = getattr(args, "run", None), getattr(args, "config", None)
     if (run is None) == (config is None):
-        raise UserError("give exactly one of --run ID (with --scale) or --config FILE")
-    if config is not None:
-        return load_run_config_file(config)
-    from workflow.registry import PARAMS, load_registry
-
-    params = args.params or PARAMS
-    registry = load_registry(params, args.scale)
-    cfg = registry.run_config(run)
-    if cfg.get("unavailable"):
-        raise UserError(f"run {run} ({registry.scale}) cannot be produced: {cfg['unavailable']}")
-    try:
-        return RunConfig.from_dict(cfg)
-    except UserError as exc:
-        raise UserError(f"{params}: run {run}: {exc}") from None
+        raise UserError("give exactly one of --config results/<scale>/<run>/config.json or --run ID")
+    if config is None:
+        config = config_path_of_run(run, args.scale)
+        if not config.is_file():
+            _explain_missing_config(run, args.scale, config)
+    cfg = load_run_config_file(config)
+    if cfg.unavailable:
+        raise UserError(f"run {cfg.run} ({cfg.scale}) cannot be produced: {cfg.unavailable}")
+    return cfg
 
 
 @contextlib.contextmanager
@@ -69,7 +92,12 @@ def remove_outputs_on_error(paths: Sequence[str | os.PathLike]) -> Iterator[None
 
 
 def run_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
-    """Call `main(argv)`; a UserError becomes `error: ...` on stderr and return code 2."""
+    """Call `main(argv)`; a UserError becomes `error: ...` on stderr and return code 2.
+
+    A failed job (JobFailed) also prints `error: ...`, its first line the culprit (for bad input found in
+    the job: the file or key the error names, as in-process), then the rest of the error and the job's
+    log path; return code 2 when the job raised a UserError, 1 otherwise.
+    """
     from vitpose.launch.runner import JobFailed
 
     try:
@@ -79,26 +107,18 @@ def run_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[
         return EXIT_USER_ERROR
     except JobFailed as exc:  # the job's error and the path of its log are in the message
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR if _is_user_error(exc.error) else EXIT_JOB_FAILED
+        return EXIT_USER_ERROR if exc.user_error else EXIT_JOB_FAILED
     return 0 if code is None else int(code)
 
 
 def _is_user_error(error_line: str) -> bool:
-    """Whether a job's last traceback line (`pkg.module.ClassName: message`) is bad input (a UserError).
+    """Whether a job's error line (`pkg.module.ClassName: message`) is bad input (a UserError).
 
     Bad input stays exit 2 whether it is found before the job starts or inside it.
     """
-    import importlib
+    from vitpose.launch.ended import is_user_error_type
 
-    name = error_line.split(":", 1)[0].strip()
-    module, _, cls = name.rpartition(".")
-    if not module.startswith(("vitpose.", "stages.", "workflow.")):
-        return False
-    try:
-        obj = getattr(importlib.import_module(module), cls, None)
-    except ImportError:
-        return False
-    return isinstance(obj, type) and issubclass(obj, UserError)
+    return is_user_error_type(error_line.split(":", 1)[0])
 
 
 def launch(fn: Callable, kwargs: dict, cfg, stage: str, args: argparse.Namespace):
@@ -106,9 +126,8 @@ def launch(fn: Callable, kwargs: dict, cfg, stage: str, args: argparse.Namespace
 
     Returns rank 0's result; a failed job raises JobFailed (exit 1 through `run_main`).
     """
-    from vitpose.config import config_hash
     from vitpose.launch import launch_config_from_args, run_job
 
     launch_cfg = launch_config_from_args(args, stage)
     return run_job(fn, kwargs, f"{cfg.scale}/{cfg.run}/{stage}", launch_cfg,
-                   config_hash=config_hash(cfg.to_dict()), progress=False)
+                   config_hash=cfg.hash, progress=False)

@@ -1,9 +1,9 @@
 """Inference (and with --train, training-step) throughput and peak memory of a model (Tables 5, 6, 9; Fig. 1).
 
     python -m stages.benchmark --model vitpose-b --batch 64 --input 256x192 [--iters N] [--train] --json [--out f.json]
-    python -m stages.benchmark --run RUN --scale S --out results/S/RUN/benchmark.json   # a registry run
+    python -m stages.benchmark --config results/S/RUN/config.json --out results/S/RUN/benchmark.json
 
-With --run, the run's architecture is measured with its scale's benchmark settings (params.yaml
+With --config (or --run RUN, the same file), the run's architecture is measured with its scale's benchmark settings (params.yaml
 `scales.<s>.benchmark`: batch, iters, warmup), inference and a training step, as a launcher job.
 
 The record's `throughput` and `train_memory_MB` entries are the metrics.json ones (docs/DEVELOPING.md).

@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="redo items whose marker says they are complete")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--list", action="store_true", help="list items, groups and their status, then exit")
+    p.add_argument("--in-place", action="store_true",
+                   help="paper scale: the data is already in place (a user's own data root): validate its "
+                        "layout and report its counts; download nothing")
+    p.add_argument("--any-counts", action="store_true",
+                   help="paper scale: accept any image/annotation counts (a subset of the dataset) instead "
+                        "of the full dataset's exact counts; the counts are reported in the marker")
     smoke = p.add_argument_group("smoke scale (passed to the synthetic generator)")
     smoke.add_argument("--seed", type=int, default=None)
     smoke.add_argument("--num-train", type=int, default=None)
@@ -65,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                           ("num_val", args.num_val)) if v is not None}
         if args.scale == "paper" and (smoke_params or args.synthetic_arg):
             raise UserError("--seed/--num-train/--num-val/--synthetic-arg only apply with --scale smoke")
+        if args.scale == "smoke" and (args.in_place or args.any_counts):
+            raise UserError("--in-place/--any-counts only apply to real data (--scale paper)")
         smoke_params.update(dict(args.synthetic_arg))
         opts = PrepareOptions(
             data_root=args.data_root, scale=args.scale,
@@ -72,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             fetch=FetchOptions(retries=args.retries, backoff=args.retry_wait, timeout=args.timeout,
                                progress=not args.no_progress),
             keep_archives=args.keep_archives, force=args.force, smoke_params=smoke_params,
+            in_place=args.in_place, exact_counts=not args.any_counts,
         )
         if args.list:
             for item in manifest.items.values():

@@ -1,6 +1,6 @@
-"""Evaluate a checkpoint and write the run's metrics.json: `python -m stages.evaluate --run RUN --scale S`.
+"""Evaluate a checkpoint and write the run's metrics.json: `python -m stages.evaluate --config results/S/RUN/config.json`.
 
-(or `--config run.json --checkpoint model.pth --out-dir results/S/RUN [--benchmark bench.json]`).
+(`--run RUN` reads the same file; `--checkpoint`, `--out-dir`, `--benchmark` override the config's paths).
 The inference runs as a launcher job (`--launcher local|slurm`); metrics.json is written here.
 
 Writes `results_keypoints.json` (COCO results) and `metrics.json` (schema `vitpose-metrics/1`, see
@@ -28,12 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m stages.evaluate", description=__doc__.splitlines()[0])
     add_config_args(parser)
     parser.add_argument("--checkpoint", type=Path, default=None,
-                        help="released-format weights (default with --run: results/<scale>/<run>/model.pth)")
+                        help="released-format weights (default: the config's results/<scale>/<run>/model.pth)")
     parser.add_argument("--out-dir", type=Path, default=None,
-                        help="where metrics.json is written (default with --run: results/<scale>/<run>)")
+                        help="where metrics.json is written (default: the config's results/<scale>/<run>)")
     parser.add_argument("--benchmark", type=Path, default=None,
-                        help="benchmark JSON with train_memory_MB and throughput "
-                             "(default with --run: results/<scale>/<run>/benchmark.json)")
+                        help="benchmark JSON with train_memory_MB and throughput (default: the config's "
+                             "results/<scale>/<run>/benchmark.json when it exists)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--in-process", action="store_true", help="evaluate in this process, not as a job")
     from vitpose.launch import add_launch_args
@@ -104,18 +104,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = load_run_config(args)
     if cfg.unavailable:
         raise UserError(f"run {cfg.run}: unavailable: {cfg.unavailable}")
-    if args.run:  # the registry's declared files of the run
-        run_dir = Path("results") / cfg.scale / cfg.run
-        args.checkpoint = args.checkpoint or run_dir / "model.pth"
-        args.out_dir = args.out_dir or run_dir
-        args.benchmark = args.benchmark or run_dir / "benchmark.json"
-    if args.checkpoint is None or args.out_dir is None:
-        raise UserError("--checkpoint and --out-dir are required with --config")
+    # The run's declared files, from its config (options override them, e.g. for a released checkpoint).
+    args.checkpoint = args.checkpoint or cfg.paths.resolve("checkpoint")
+    args.out_dir = args.out_dir or cfg.paths.resolve("result_dir")
+    if args.benchmark is None and cfg.paths.resolve("benchmark").is_file():
+        args.benchmark = cfg.paths.resolve("benchmark")
     if not args.checkpoint.is_file():
         raise CheckpointError(f"{args.checkpoint}: checkpoint file not found")
     bench = read_benchmark(args.benchmark)
 
-    from vitpose.config import config_hash
     from vitpose.engine.inference import RESULTS_FILE, evaluate
     from vitpose.report.metrics import validate_metrics
     from vitpose.utils.io import atomic_write_json
@@ -131,10 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "schema": SCHEMA,
             "run": cfg.run,
             "scale": cfg.scale,
-            "synthetic": cfg.scale == "smoke",
+            "synthetic": cfg.synthetic,
             "serves": config.get("serves") or [],
             "config": config,
-            "config_hash": config_hash(config),
+            "config_hash": cfg.hash,
             "git_commit": git_commit(),
             "dataset": cfg.data.dataset,
             "split": "val",

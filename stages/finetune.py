@@ -1,4 +1,4 @@
-"""Finetune a top-down pose model: `python -m stages.finetune --run RUN --scale S` (or `--config run.json`).
+"""Finetune a top-down pose model: `python -m stages.finetune --config results/S/RUN/config.json` (or `--run RUN`).
 
 The training runs as a job of the launcher (`--launcher local|slurm`, docs/SLURM.md); this command
 blocks until it ends and exits 1 with the job's error and log path if it failed.
@@ -22,9 +22,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m stages.finetune", description=__doc__.splitlines()[0])
     add_config_args(parser)
     parser.add_argument("--work-dir", type=Path, default=None,
-                        help="resumable training state (default: work/<scale>/<run>)")
+                        help="resumable training state (default: the config's paths.work_dir, "
+                             "work/<scale>/<run>)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="final weights (default: results/<scale>/<run>/model.pth)")
+                        help="final weights (default: the config's paths, results/<scale>/<run>/model.pth)")
     parser.add_argument("--no-resume", action="store_true", help="ignore saved state and start over")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--in-process", action="store_true",
@@ -39,9 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = load_run_config(args)
-    work_dir = args.work_dir or Path("work") / cfg.scale / cfg.run
-    out = args.out or Path("results") / cfg.scale / cfg.run / "model.pth"
+    work_dir = args.work_dir or cfg.paths.resolve("work_dir")
+    out = args.out or cfg.paths.resolve("checkpoint")
 
+    if not args.in_process:  # bad launch options fail before the (seconds-long) import of the engine
+        from vitpose.launch import launch_config_from_args
+
+        launch_config_from_args(args, "finetune")
     from vitpose.engine.distributed import cleanup, is_main_process
     from vitpose.engine.trainer import train
 

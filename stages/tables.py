@@ -32,34 +32,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def load_registry():
-    """The lead's workflow.registry, imported lazily; None when it is not importable (yet)."""
-    try:
-        from workflow import registry
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("workflow", "workflow.registry"):
-            raise  # the registry exists but is broken: say so rather than quietly guess a plan
-        return None
-    if not (hasattr(registry, "table_plan") and hasattr(registry, "hyperparameters")):
-        return None
-    return registry
-
-
-def plan_and_hyper(params: Path, scale: str, metrics: list[dict]) -> tuple[list[dict], dict, str, str | None]:
-    """(plan, hyper-parameters, where the plan came from, why Table 1 has no reproduced values)."""
-    from vitpose.report.build import plan_from_metrics
-
-    registry = load_registry()
-    if registry is None:
-        why = "workflow.registry is not importable, so params.yaml was not read"
-        print(f"warning: {why}; the plan comes from the metrics files' `serves`", file=sys.stderr)
-        return (plan_from_metrics(metrics), {},
-                f"derived from the metrics files' `serves` fields ({why}); rows no metrics file serves "
-                "are listed as missing", why)
-    return (registry.table_plan(str(params), scale), registry.hyperparameters(str(params), scale),
-            f"workflow.registry.table_plan({str(params)!r}, {scale!r})", None)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     reference = load_reference()
@@ -68,12 +40,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not metrics:
         print(f"warning: no metrics.json under {args.results / args.scale}; every reproduced cell will be "
               "'—'", file=sys.stderr)
-    plan, hyper, source, hyper_note = plan_and_hyper(args.params, args.scale, metrics)
+    from workflow.registry import load_registry
+
+    registry = load_registry(args.params, args.scale)
+    plan, hyper = registry.table_plan(), registry.hyperparameters()
+    source = f"workflow.registry.table_plan({str(args.params)!r}, {args.scale!r})"
     from vitpose.report.build import build_report  # matplotlib: only once the inputs are known good
 
     only = ({f"table{n}" for n in args.tables or []} | ({"figure1"} if args.figure1 else set())) or None
     result = build_report(metrics, plan, hyper, reference, args.scale, args.out / args.scale,
-                          plan_source=source, hyper_note=hyper_note, compile_latex=False if args.no_pdf else None,
+                          synthetic=registry.scale_cfg["synthetic"],
+                          plan_source=source, compile_latex=False if args.no_pdf else None,
                           progress=not args.quiet, only=only)
     if only:
         print(f"wrote {', '.join(result.files)} in {result.out_dir}/")

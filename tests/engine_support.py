@@ -30,15 +30,44 @@ def tiny_config(root: Path, run: str = "tiny", **sections) -> dict:
     cfg = {
         "run": run,
         "scale": "smoke",
+        "synthetic": True,  # generated data (make_synthetic)
         "seed": 7,
         "serves": [{"table": 2, "row": "vitpose-b/classic"}],
         "model": {"arch": "vit", "embed_dim": 32, "depth": 2, "num_heads": 2, "input_size": [64, 48],
                   "decoder_channels": 16, "drop_path_rate": 0.1},
         "data": data_section(root),
-        "train": {"epochs": 3, "batch_size": 4, "lr": 1e-3, "base_batch": 4, "warmup_iters": 3,
+        "train": {"epochs": 3, "batch_size": 4, "lr": 1e-3, "warmup_iters": 3,
                   "layer_decay": 0.8, "log_every_iters": 1},
         "eval": {"batch_size": 8},
     }
     for name, values in sections.items():
         cfg[name] = {**cfg[name], **copy.deepcopy(values)} if isinstance(values, dict) else values
     return cfg
+
+
+def weights(path: Path) -> dict:
+    """The `state_dict` of an exported released-format checkpoint."""
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    """Bit-identical tensors under identical keys."""
+    import torch
+
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def log_rows(work: Path, keys=("iter", "loss", "lr")) -> list[tuple]:
+    """The comparable fields of every record of `work/train_log.jsonl` (not `time`)."""
+    import json
+
+    return [tuple(r.get(k) for k in keys) for r in map(json.loads, (work / "train_log.jsonl").read_text().splitlines())]
+
+
+def temp_files(directory: Path) -> list[str]:
+    """Leftover temporary files of atomic writes (`.<name>.XXXX.tmp`) in `directory`."""
+    return sorted(p.name for p in Path(directory).glob(".*.tmp")) if Path(directory).is_dir() else []

@@ -91,6 +91,24 @@ def test_second_snakemake_is_a_fast_noop(project):
     assert "Nothing to be done" in out
 
 
+def test_a_table_with_a_producible_missing_row_is_out_of_date(project):
+    """A table newer than its inputs but missing one run's metrics (as after `python -m stages.tables` by
+    hand, or a run that produced some rows) is not "up to date": the run is produced, the table rebuilt."""
+    reg = registry(project)
+    victim = project / reg.table_runs(5)[0].metrics
+    aside = victim.with_name("metrics.aside")
+    victim.rename(aside)
+    try:
+        ok(run([sys.executable, "-m", "stages.tables", "--scale", "smoke", "--tables", "5"], project))
+        out = ok(snakemake(project, "-n", "table5"))
+    finally:
+        aside.rename(victim)
+        ok(run([sys.executable, "-m", "stages.tables", "--scale", "smoke", "--tables", "5"], project))
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out, re.M))
+    assert counts.get("evaluate") == "1" and counts.get("report_table5") == "1", out[-3000:]
+    assert counts.get("finetune") is None  # the run's weights are there: only its metrics are redone
+
+
 def test_changed_parameter_reruns_only_its_runs(project):
     params_file = project / "params.yaml"
     original = params_file.read_text()

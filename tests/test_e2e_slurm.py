@@ -43,6 +43,9 @@ def project(tmp_path_factory, slurm_cluster) -> Path:
 
 
 def _train_and_evaluate(project: Path, launch: list[str]) -> dict:
+    # The run's one resolved configuration first (the DAG's `config` job), then the stages that read it.
+    ok([PY, "-m", "workflow.registry", "resolve", RUN, "--scale", "smoke",
+        "--out", f"results/smoke/{RUN}/config.json"], project)
     for stage in ("finetune", "benchmark", "evaluate"):
         extra = ["--out", f"results/smoke/{RUN}/benchmark.json"] if stage == "benchmark" else []
         ok([PY, "-m", f"stages.{stage}", "--run", RUN, "--scale", "smoke", *extra, *launch], project)

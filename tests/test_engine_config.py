@@ -37,8 +37,8 @@ def _with(path: str, value) -> dict:
 def test_round_trip_and_defaults():
     cfg = RunConfig.from_dict(_base())
     assert cfg.train.milestones == pytest.approx([17, 20])  # paper 170/210, 200/210 of 21 epochs
-    assert cfg.train.weight_decay == 0.1 and cfg.train.base_batch == 512
-    assert cfg.train.effective_lr == pytest.approx(1e-3 * 8 / 512)  # linear scaling rule
+    assert cfg.train.weight_decay == 0.1 and cfg.train.lr == 1e-3  # lr is for batch_size: no scaling rule
+    assert cfg.synthetic is False and cfg.paths.result_dir == f"results/{cfg.scale}/{cfg.run}"
     assert cfg.model.input_size == (64, 48) and cfg.serves == []
     d = cfg.to_dict()
     json.dumps(d)  # plain JSON

@@ -15,8 +15,9 @@ from vitpose.engine import distributed as D
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Run by every rank: records each file the training opens for writing, saves, renames into place or
-# creates a directory for, then reports them (with the training summary) through an unrecorded write.
+# Run by every rank: records each file the training opens for writing (open or os.open), saves,
+# renames into place or creates a directory for, then reports them (with the training summary)
+# through an unrecorded write.
 RANK_SCRIPT = textwrap.dedent(
     """
     import builtins, io, json, os, sys
@@ -25,11 +26,17 @@ RANK_SCRIPT = textwrap.dedent(
     report_dir, config_file, work, out = sys.argv[1:5]
     written = []
     _open, _replace, _mkdir, _save = builtins.open, os.replace, os.mkdir, torch.save
+    _os_open = os.open
 
     def rec_open(file, mode="r", *a, **k):
         if any(c in mode for c in "wax+"):
             written.append(str(file))
         return _open(file, mode, *a, **k)
+
+    def rec_os_open(file, flags, *a, **k):  # appends to the log, temporary files of atomic writes
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND):
+            written.append(str(file))
+        return _os_open(file, flags, *a, **k)
 
     def rec_replace(src, dst, *a, **k):
         written.append(str(dst))
@@ -40,11 +47,11 @@ RANK_SCRIPT = textwrap.dedent(
         return _mkdir(path, *a, **k)
 
     def rec_save(obj, f, *a, **k):
-        written.append(str(f))
+        written.append(str(getattr(f, "name", f)))  # a path, or a file object opened for it
         return _save(obj, f, *a, **k)
 
     builtins.open = io.open = rec_open
-    os.replace, os.mkdir, torch.save = rec_replace, rec_mkdir, rec_save
+    os.replace, os.mkdir, torch.save, os.open = rec_replace, rec_mkdir, rec_save, rec_os_open
 
     from vitpose.config import load_run_config_file
     from vitpose.engine.distributed import cleanup, get_rank
@@ -54,6 +61,7 @@ RANK_SCRIPT = textwrap.dedent(
     rank = get_rank()
     cleanup()
     builtins.open = io.open = _open
+    os.open = _os_open
     with _open(os.path.join(report_dir, f"rank{rank}.json"), "w") as f:
         json.dump({"rank": rank, "env_rank": os.environ["RANK"], "written": written,
                    "summary": summary}, f)

@@ -23,7 +23,7 @@ SMOKE_DATA = {"seed": 0, "num_train": 400, "num_val": 100}
 SMOKE_TRAINING = {
     "model": {"arch": "vit", "embed_dim": 64, "depth": 8, "num_heads": 4, "decoder_channels": 32,
               "input_size": [128, 96], "drop_path_rate": 0.0},
-    "train": {"epochs": 40, "batch_size": 32, "lr": 2e-3, "base_batch": 32, "warmup_iters": 50,
+    "train": {"epochs": 40, "batch_size": 32, "lr": 2e-3, "warmup_iters": 50,
               "layer_decay": 0.75, "weight_decay": 0.1, "log_every_iters": 25},
     "eval": {"batch_size": 32},
     "num_workers": 1,

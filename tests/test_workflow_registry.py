@@ -111,10 +111,16 @@ def test_dvc_params_are_per_row():
     """Changing one row's parameter must only invalidate that run: its DVC params name the row."""
     reg = Registry(load_params(PARAMS), "smoke")
     doc = dvcgen.pipeline(reg, None)
-    stage = doc["stages"][dvcgen.stage_name("finetune", "vitpose-b-classic-256x192-r2-window8x8-shift")]
+    rid = "vitpose-b-classic-256x192-r2-window8x8-shift"
+    stage = doc["stages"][dvcgen.stage_name("config", rid)]
     keys = stage["params"][0]["params.yaml"]
     assert "tables.table5.rows.window+shift" in keys
     assert not any(k.startswith("tables.") and "window+shift" not in k for k in keys)
+    # Only the config stage reads params.yaml; the run's jobs read the config.json it writes.
+    for kind in ("finetune", "benchmark", "evaluate"):
+        job = doc["stages"][dvcgen.stage_name(kind, rid)]
+        assert "params" not in job and f"results/smoke/{rid}/config.json" in job["deps"]
+        assert f"--config results/smoke/{rid}/config.json" in job["cmd"]
 
 
 @pytest.mark.parametrize("scale", ["smoke", "paper"])
@@ -123,6 +129,7 @@ def test_every_run_config_is_accepted_by_the_stages(scale):
     from vitpose.config import RunConfig
 
     reg = Registry(load_params(PARAMS), scale)
+    reg.validate_runs()
     for run in reg.runs.values():
         cfg = reg.run_config(run.id)
         if run.missing:

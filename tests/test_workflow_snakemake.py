@@ -1,35 +1,49 @@
-"""Real Snakemake on the real Snakefile: lint, dry runs of both scales, fail-fast behaviour."""
+"""Real Snakemake on the real Snakefile: lint, dry runs of both scales, fail-fast behaviour, job kinds.
+
+Every call runs in a fresh copy of the project (never in the checkout, whose results/, work/ and data/
+belong to the user), shared by this module's tests: they only dry-run, so nothing is written there
+but Snakemake's own metadata.
+"""
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
-from workflow.registry import REPO, Registry
+from conftest import copy_project
+from workflow.registry import Registry
 from workflow.schema import load_params
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+PLUGINS = Path(__file__).resolve().parent / "plugins"
 
 
-def snakemake(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    return subprocess.run([*SNAKEMAKE, "--nolock", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    return copy_project(tmp_path_factory.mktemp("dry"))
 
 
-def test_lint_passes():
-    proc = snakemake("--lint")
+def snakemake(project: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*SNAKEMAKE, "--nolock", *args], cwd=project, capture_output=True, text=True,
+                          timeout=300, env=env)
+
+
+def test_lint_passes(project):
+    proc = snakemake(project, "--lint")
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_paper_scale_dry_run_lists_every_run_without_data():
-    proc = snakemake("-n", "all", "--config", "scale=paper")
+def test_paper_scale_dry_run_lists_every_run_without_data(project):
+    assert not (project / "data").exists()  # the dry run needs no data
+    proc = snakemake(project, "-n", "all", "--config", "scale=paper")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
-    assert not Path(REPO, "data", "coco").exists() or True  # the dry run needs no data either way
-    reg = Registry(load_params(REPO / "params.yaml"), "paper")
+    reg = Registry(load_params(project / "params.yaml"), "paper")
     for table in range(2, 11):
         for run in reg.table_runs(table):
             kind = "unavailable" if run.missing else "finetune"
@@ -43,31 +57,69 @@ def test_paper_scale_dry_run_lists_every_run_without_data():
     assert "stages.download mae_pretrain_vit_base --scale paper" in out
 
 
-def test_smoke_table5_dry_run_has_its_seven_runs():
-    proc = snakemake("-n", "table5")
+def test_smoke_table5_dry_run_has_its_seven_runs(project):
+    proc = snakemake(project, "-n", "table5")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out, re.M))
     assert counts["finetune"] == "7" and counts["evaluate"] == "7" and counts["benchmark"] == "7"
-    assert counts["data"] == "1"
+    assert counts["config"] == "7" and counts["data"] == "1"
 
 
-def test_table_of_a_missing_capability_fails_at_once():
-    reg = Registry(load_params(REPO / "params.yaml"), "smoke")
+def test_table_of_a_missing_capability_fails_at_once(project):
+    reg = Registry(load_params(project / "params.yaml"), "smoke")
     if reg.table_blocker(7) is None:
-        return  # multi-dataset training exists: nothing to refuse
-    proc = snakemake("-n", "table7")
+        pytest.skip("multi-dataset training exists: nothing to refuse")
+    proc = snakemake(project, "-n", "table7")
     assert proc.returncode != 0
     assert "multi_dataset" in proc.stdout + proc.stderr
 
 
-def test_misspelt_config_key_fails_before_any_job(tmp_path):
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
+def test_misspelt_config_key_fails_before_any_job(project, tmp_path):
+    params = yaml.safe_load((project / "params.yaml").read_text())
     params["evaluation"]["flip_tset"] = True
     bad = tmp_path / "params.yaml"
     bad.write_text(yaml.safe_dump(params))
-    proc = snakemake("-n", "table5", "--configfile", str(bad))
+    proc = snakemake(project, "-n", "table5", "--configfile", str(bad))
     assert proc.returncode != 0
     assert "evaluation.flip_tset" in proc.stdout + proc.stderr
-    proc = snakemake("-n", "table5", "--config", "seed=minus-one")
+    proc = snakemake(project, "-n", "table5", "--config", "seed=minus-one")
     assert proc.returncode != 0 and "seed" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("override, culprit", [
+    # A resolved run config that no job could run: refused when the DAG is built, naming run and key.
+    ('tables={table5: {rows: {window: {input: 250x190}}}}', "input_size"),
+    ('tables={table5: {rows: {full: {shift: true}}}}', "shift"),
+    ('tables={table5: {rows: {window: {window: 64x64}}}}', "window_size"),
+])
+def test_impossible_run_values_fail_before_any_job(project, override, culprit):
+    proc = snakemake(project, "-n", "table5", "--config", override)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert culprit in out and "vitpose-b-classic" in out and "Job stats" not in out
+
+
+def test_a_dependent_job_kind_is_one_job_in_the_dag(project):
+    """A kind consuming another run's output (a test-only kind, loaded as an extension) gets its edge, and
+    one upstream configuration needed by two runs is one job."""
+    env = dict(os.environ, VITPOSE_JOB_KINDS="job_kind_probe",
+               PYTHONPATH=os.pathsep.join([str(PLUGINS), os.environ.get("PYTHONPATH", "")]))
+    students = ["vitpose-b-classic-256x192", "vitpose-b-simple-256x192"]
+    proc = snakemake(project, "-n", *[f"results/smoke/{s}/probe.json" for s in students], env=env)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out, re.M))
+    assert counts["probe"] == "2" and counts["finetune"] == "1", counts
+    assert out.count("finetune vitpose-l-classic-256x192:") == 1
+    assert "results/smoke/vitpose-l-classic-256x192/model.pth" in out
+    # The generated dvc.yaml has the same edge (and the teacher's stage once).
+    proc = subprocess.run([sys.executable, "-m", "workflow.dvcgen"], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
+    for s in students:
+        assert "results/smoke/vitpose-l-classic-256x192/model.pth" in stages[f"probe-{s}"]["deps"]
+    assert "finetune-vitpose-l-classic-256x192" in stages
+    assert sum(1 for n in stages if n.startswith("probe-")) == 2
+    subprocess.run(["git", "checkout", "dvc.yaml"], cwd=project, check=True, capture_output=True)

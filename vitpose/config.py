@@ -1,15 +1,15 @@
 """The resolved configuration of one run: model, data, training and evaluation settings.
 
-`workflow/registry.py` expands `params.yaml` into one such config per run; the stage commands read it
-from a JSON / YAML file. Every section is a dataclass with `from_dict` (validating: an unknown key, a
+`workflow/registry.py` expands `params.yaml` into one such config per run, once, and the DAG writes it
+to `results/<scale>/<run>/config.json` (with its `config_hash`); every stage command reads that file and
+nothing else for its run, its output paths included (`RunConfig.paths`). Every section is a dataclass with `from_dict` (validating: an unknown key, a
 wrong type or an impossible value raises ConfigError naming the key path, e.g.
 `train.lr: expected a positive number, got -1`) and `to_dict` (the canonical, fully resolved form
 that is hashed into `metrics.json`).
 
-Learning rate: `train.lr` is the rate for a total batch of `train.base_batch` images (paper: 5e-4
-for 512). The trainer applies the linear scaling rule, lr_effective = lr · batch_size / base_batch,
-so a smaller smoke batch trains with a proportionally smaller rate. Set base_batch = batch_size to
-use `lr` as given.
+Learning rate: `train.lr` is the rate used for a total batch of `train.batch_size` images (paper
+Table 1: 5e-4 for 512); the trainer applies no scaling rule, so a scale that changes the batch size
+sets its own lr (params.yaml `scales.<s>.train`).
 """
 from __future__ import annotations
 
@@ -27,10 +27,13 @@ from typing import Any, Literal, Union
 
 import yaml
 
-from vitpose.models import ModelConfig
+from vitpose.models.config import ModelConfig
 from vitpose.utils.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# auto: bf16 autocast on GPU, fp32 on CPU; fp16 adds gradient scaling (Table 5's full-attention row).
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -262,8 +265,7 @@ class TrainConfig(Section):
 
     epochs: int = 210
     batch_size: int = 512  # total over all processes
-    lr: float = 5e-4  # for a batch of base_batch images; linearly scaled to batch_size
-    base_batch: int = 512
+    lr: float = 5e-4  # for a total batch of batch_size images (no scaling rule)
     weight_decay: float = 0.1
     betas: tuple[float, float] = (0.9, 0.999)
     layer_decay: float = 0.75
@@ -275,15 +277,22 @@ class TrainConfig(Section):
     gamma: float = 0.1
     grad_clip: float | None = 1.0  # max gradient L2 norm; null disables clipping
     # auto: bf16 autocast on GPU, fp32 on CPU; fp16 adds gradient scaling.
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    precision: Literal[PRECISIONS] = "auto"
     checkpoint_every_epochs: int = 1
     log_every_iters: int = 50
+    # Also save the resumable state every N iterations (bounds the work a kill -9 / node loss can
+    # cost to N iterations); null → only at epoch ends. Not part of the state's identity: it may
+    # change between the segments of a run.
+    checkpoint_every_iters: int | None = None
 
     def validate(self, path: str) -> None:
-        for key in ("epochs", "batch_size", "base_batch", "checkpoint_every_epochs", "log_every_iters"):
+        for key in ("epochs", "batch_size", "checkpoint_every_epochs", "log_every_iters"):
             value = getattr(self, key)
             if value < 1:
                 raise ConfigError(f"{_join(path, key)}: expected a positive integer, got {_show(value)}")
+        if self.checkpoint_every_iters is not None and self.checkpoint_every_iters < 1:
+            raise ConfigError(f"{_join(path, 'checkpoint_every_iters')}: expected a positive integer or "
+                              f"null, got {_show(self.checkpoint_every_iters)}")
         _positive(path, "lr", self.lr)
         _positive(path, "weight_decay", self.weight_decay, allow_zero=True)
         _positive(path, "warmup_iters", self.warmup_iters, allow_zero=True)
@@ -314,11 +323,6 @@ class TrainConfig(Section):
         if list(self.milestones) != sorted(self.milestones):
             raise ConfigError(f"{_join(path, 'milestones')}: expected increasing epochs, got {self.milestones}")
 
-    @property
-    def effective_lr(self) -> float:
-        """The head's learning rate after the linear scaling rule: lr · batch_size / base_batch."""
-        return self.lr * self.batch_size / self.base_batch
-
 
 @dataclass
 class EvalConfig(Section):
@@ -334,6 +338,39 @@ class EvalConfig(Section):
             value = getattr(self, key)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{_join(path, key)}: expected a number in [0, 1], got {_show(value)}")
+
+
+# File names inside a run's result directory: the one place they are spelt (the registry declares the
+# job kinds that produce them, the stages write them).
+RUN_FILES = {
+    "config": "config.json",
+    "checkpoint": "model.pth",
+    "benchmark": "benchmark.json",
+    "metrics": "metrics.json",
+    "keypoints": "results_keypoints.json",
+    "unavailable": "unavailable.json",
+}
+
+
+@dataclass
+class RunPaths(Section):
+    """Where a run's files live: declared outputs under `result_dir`, resumable state in `work_dir`
+    (deliberately not a declared output: workflow tools delete those before a job re-runs)."""
+
+    result_dir: str
+    work_dir: str
+
+    @classmethod
+    def for_run(cls, scale: str, run: str) -> "RunPaths":
+        return cls(result_dir=f"results/{scale}/{run}", work_dir=f"work/{scale}/{run}")
+
+    def file(self, name: str) -> str:
+        """The path of one of the run's files, by its RUN_FILES key (e.g. `file('metrics')`)."""
+        return f"{self.result_dir}/{RUN_FILES[name]}"
+
+    def resolve(self, name: str) -> Path:
+        """Absolute path of a run file (`file(name)`) or of `work_dir` / `result_dir`."""
+        return resolve_path(getattr(self, name) if name in ("result_dir", "work_dir") else self.file(name))
 
 
 @dataclass
@@ -352,6 +389,11 @@ class RunConfig(Section):
     spec: dict | None = None  # the registry's paper-terms description of the run (informational)
     benchmark: dict | None = None  # settings of the benchmark stage (not used by the engine)
     unavailable: str | None = None  # why the registry cannot produce this run yet (stages refuse it)
+    # Trains and evaluates on generated data (params.yaml `scales.<s>.synthetic`): its numbers are
+    # labelled synthetic everywhere and never compared with the paper's as a reproduction.
+    synthetic: bool = False
+    paths: RunPaths | None = None  # null -> RunPaths.for_run(scale, run)
+    upstream: dict = field(default_factory=dict)  # {role: run id} of the runs this run consumes
 
     def validate(self, path: str) -> None:
         if not self.run:
@@ -363,11 +405,16 @@ class RunConfig(Section):
         for i, s in enumerate(self.serves):
             if set(s) != {"table", "row"}:
                 raise ConfigError(f"{_join(path, 'serves')}[{i}]: expected keys 'table' and 'row', got {sorted(s)}")
+        if self.paths is None:
+            self.paths = RunPaths.for_run(self.scale, self.run)
+        oversized = self.model.oversized_window()
+        if oversized:
+            raise ConfigError(f"{_join(path, 'model.window_size')}: {oversized}")
 
     @property
-    def synthetic(self) -> bool:
-        """The smoke scale trains and evaluates on the embedded synthetic dataset."""
-        return self.scale == "smoke"
+    def hash(self) -> str:
+        """The run's identity: `config_hash` of its canonical form (metrics.json, state, checkpoint)."""
+        return config_hash(self.to_dict())
 
 
 def resolve_path(path: str | os.PathLike) -> Path:
@@ -401,9 +448,26 @@ def read_config_file(path: str | os.PathLike) -> dict:
 
 
 def load_run_config_file(path: str | os.PathLike) -> RunConfig:
-    """Read and validate a run config; errors read `<file>: <key path>: <problem>`."""
+    """Read and validate a run config; errors read `<file>: <key path>: <problem>`.
+
+    A resolved `config.json` (written by the DAG, `run_config_document`) carries its `config_hash`; a
+    file whose content no longer matches its hash was edited by hand and is refused, since the hash
+    is what metrics.json and the training state are checked against. A hand-written config without
+    the key is accepted.
+    """
     data = read_config_file(path)
+    stored = data.pop("config_hash", None)
     try:
-        return RunConfig.from_dict(data)
+        cfg = RunConfig.from_dict(data)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    if stored is not None and stored != cfg.hash:
+        raise ConfigError(f"{path}: config_hash: the file was changed after it was resolved (stored "
+                          f"{str(stored)[:12]}…, content {cfg.hash[:12]}…); resolve it again "
+                          "(snakemake / dvc repro rewrite it) rather than editing it")
+    return cfg
+
+
+def run_config_document(cfg: RunConfig) -> dict:
+    """The content of a run's `config.json`: the canonical config and its hash."""
+    return {**cfg.to_dict(), "config_hash": cfg.hash}

@@ -24,11 +24,14 @@ from pathlib import Path
 import yaml
 
 from vitpose.utils.io import atomic_write_text
+from vitpose.config import RUN_FILES
 from workflow.registry import PARAMS, REPO, Registry
 from workflow.schema import load_params
 
 PY = "python"
 CODE = {
+    "config": ["workflow/registry.py", "workflow/kinds.py", "workflow/schema.py", "vitpose/config.py"],
+    "plugin": ["stages", "vitpose"],  # a kind registered by an extension: any code may matter
     "data": ["stages/download.py", "vitpose/download", "vitpose/data/synthetic.py"],
     "finetune": ["stages/finetune.py", "vitpose/models", "vitpose/data", "vitpose/engine", "vitpose/config.py"],
     "benchmark": ["stages/benchmark.py", "vitpose/models"],
@@ -78,28 +81,25 @@ def pipeline(reg: Registry, wdir: str | None) -> dict:
             "deps": CODE["data"][:2],
             "outs": [{w: {"persist": True}}],
         })
-    for run in runs:
-        data = [reg.data_dir(d) for d in run.spec["datasets"]]
-        pretrained = [p for p in [reg.pretrained_checkpoint(run)] if p]
-        add(stage_name("finetune", run.id), {
-            "cmd": f"{PY} -m stages.finetune --run {run.id} --scale {scale}",
-            "deps": CODE["finetune"] + data + pretrained,
-            "params": _params(run.param_keys),
-            "outs": [run.checkpoint],
-        })
-        add(stage_name("benchmark", run.id), {
-            "cmd": f"{PY} -m stages.benchmark --run {run.id} --scale {scale} --out {run.benchmark}",
-            "deps": CODE["benchmark"],
-            "params": _params(run.param_keys),
-            "outs": [{run.benchmark: {"cache": False}}],
-        })
-        add(stage_name("evaluate", run.id), {
-            "cmd": f"{PY} -m stages.evaluate --run {run.id} --scale {scale}",
-            "deps": CODE["evaluate"] + data + [run.checkpoint, run.benchmark],
-            "params": _params(run.param_keys),
-            "outs": [{f"{run.result_dir}/results_keypoints.json": {"cache": False}}],
-            "metrics": [{run.metrics: {"cache": False}}],
-        })
+    # One stage per job of every run, from the job kinds (workflow/kinds.py), with the same inputs and
+    # commands as Snakemake's rules. Only a run's `config` stage depends on params.yaml (the run's own
+    # keys); every later job depends on the config.json it writes, so `dvc exp run -S seed=1` re-resolves
+    # the configs, and only runs whose config changed re-run.
+    for kind, run in reg.jobs():
+        inputs = reg.job_inputs(kind, run.id)
+        deps = CODE.get(kind.name, CODE["plugin"]) + [
+            reg.data_dir(Path(v).parent.name) if k.startswith("data_") else v for k, v in inputs.items()]
+        body: dict = {"cmd": f"{PY} {reg.job_command(kind, run.id)}", "deps": deps}
+        if kind.name == "config":
+            body["params"] = _params(run.param_keys)
+        outs = reg.job_outputs(kind, run.id)
+        if kind.name == "evaluate":
+            body["outs"] = [{o: {"cache": False}} for o in outs if not o.endswith(RUN_FILES["metrics"])]
+            body["metrics"] = [{run.metrics: {"cache": False}}]
+        else:
+            # Weights go to DVC's cache; small JSON records stay plain files in results/.
+            body["outs"] = [o if o.endswith(".pth") else {o: {"cache": False}} for o in outs]
+        add(stage_name(kind.name, run.id), body)
     out_dir = f"paper_tables/{scale}"
     add("report", {
         "cmd": f"{PY} -m stages.tables --scale {scale}",
@@ -162,8 +162,12 @@ def record(dvc_file: Path = REPO / "dvc.yaml") -> int:
         print("nothing to record: no stage of dvc.yaml has all its outputs yet")
         return 0
     dvc = shutil.which("dvc") or str(Path(sys.executable).parent / "dvc")
-    target = [] if dvc_file == REPO / "dvc.yaml" else [f"{dvc_file}:{s}" for s in stages]
-    proc = subprocess.run([dvc, "commit", "-f", *(target or stages)], cwd=REPO)
+    # Stages of the root dvc.yaml are named plainly; those of another file as `FILE:STAGE`.
+    if dvc_file != REPO / "dvc.yaml":
+        stages_arg = [f"{dvc_file}:{s}" for s in stages]
+    else:
+        stages_arg = stages
+    proc = subprocess.run([dvc, "commit", "-f", *stages_arg], cwd=REPO)
     if proc.returncode == 0:
         print(f"recorded {len(stages)} stages in dvc.lock")
     return proc.returncode

@@ -5,25 +5,36 @@ A *run* is one distinct spec at one scale: rows of several tables with the same 
 (the ViTPose-B baseline serves Tables 2, 3, 4, 6, 7, 8 and 9). A run's id is derived from its spec, so
 it is stable and readable: ``vitpose-b-classic-256x192-r2-window8x8-shift-pool``.
 
-Command line (used by the Snakefile's helpers and for inspection)::
+Rows merge *deeply* into the baseline: a row may give part of a nested mapping (`distill: {token:
+true, teacher: vitpose-l}`), the rest comes from the baseline.
 
-    python -m workflow.registry list  [--scale smoke] [--table 5]     # run ids, one per line
-    python -m workflow.registry show  RUN [--scale smoke]             # the resolved run config (JSON)
-    python -m workflow.registry plan  [--scale smoke]                 # what each table row needs
+Each run is resolved once into a `vitpose.config.RunConfig` (validated whole, the model included, before
+any job starts); the DAG writes it to `results/<scale>/<run>/config.json` and every job of the run reads
+that file. The kinds of job and their edges (which files of this run and of upstream runs each reads)
+are declared in workflow/kinds.py.
+
+Command line (used by DVC's stages and for inspection)::
+
+    python -m workflow.registry list     [--scale smoke] [--table 5]   # run ids, one per line
+    python -m workflow.registry show     RUN [--scale smoke]           # the resolved run config (JSON)
+    python -m workflow.registry resolve  RUN [--scale smoke] --out results/smoke/RUN/config.json
+    python -m workflow.registry plan     [--scale smoke] [--table 8]   # the job graph, in the paper's words
+    python -m workflow.registry validate [--params FILE]              # params.yaml and every run config
 """
 from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
 import json
 import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from vitpose.config import RUN_FILES, RunConfig, RunPaths, run_config_document
 from vitpose.utils.errors import ConfigError, UserError
 from vitpose.utils.io import atomic_write_json
+from workflow.kinds import Kind, job_kinds
 from workflow.schema import load_params
 
 REPO = Path(__file__).resolve().parent.parent
@@ -59,6 +70,17 @@ def size_tuple(text: str) -> list[int]:
     return [int(h), int(w)]
 
 
+def deep_merge(base: dict, override: dict) -> dict:
+    """`base` with `override` applied key by key, recursing into mappings present in both (copies)."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
 @dataclass
 class Run:
     """One distinct experiment at one scale."""
@@ -69,6 +91,7 @@ class Run:
     serves: list[dict] = field(default_factory=list)  # [{"table": 5, "row": "window"}, ...]
     param_keys: list[str] = field(default_factory=list)  # params.yaml keys it depends on (DVC params)
     requires: list[str] = field(default_factory=list)    # capabilities needed
+    upstream: dict[str, str] = field(default_factory=dict)  # {role: run id} of runs it consumes
 
     @property
     def missing(self) -> str | None:
@@ -78,27 +101,39 @@ class Run:
             return None
         return "; ".join(f"needs {g}: {CAPABILITIES[g][1]}, not implemented yet" for g in gaps)
 
-    # Declared files of the run (relative to the repository root).
+    # Declared files of the run (relative to the repository root): vitpose.config.RunPaths spells them.
+    @property
+    def paths(self) -> RunPaths:
+        return RunPaths.for_run(self.scale, self.id)
+
     @property
     def result_dir(self) -> str:
-        return f"results/{self.scale}/{self.id}"
+        return self.paths.result_dir
+
+    def file(self, name: str) -> str:
+        """A file of the run by its RUN_FILES key or its file name (`file('metrics')`, `file('model.pth')`)."""
+        return f"{self.result_dir}/{RUN_FILES.get(name, name)}"
+
+    @property
+    def config(self) -> str:
+        return self.file("config")
 
     @property
     def checkpoint(self) -> str:
-        return f"{self.result_dir}/model.pth"
+        return self.file("checkpoint")
 
     @property
     def benchmark(self) -> str:
-        return f"{self.result_dir}/benchmark.json"
+        return self.file("benchmark")
 
     @property
     def metrics(self) -> str:
-        return f"{self.result_dir}/metrics.json"
+        return self.file("metrics")
 
     @property
     def work_dir(self) -> str:
         """Resumable training state; deliberately not a declared output (tools delete those)."""
-        return f"work/{self.scale}/{self.id}"
+        return self.paths.work_dir
 
 
 def run_id(spec: dict, baseline: dict) -> str:
@@ -152,30 +187,42 @@ class Registry:
         self.scale_cfg = params["scales"][self.scale]
         self.runs: dict[str, Run] = {}
         self.rows: list[dict] = []  # [{"table": 5, "row": "...", "run": id}]
+        self._resolved: dict[str, RunConfig] = {}
         self._expand()
 
     # -- expansion -----------------------------------------------------------------------------
+    def _run_for(self, spec: dict) -> Run:
+        """The run of `spec`, created (serving no row yet) when no table row has that spec."""
+        rid = run_id(spec, self.params["baseline"])
+        run = self.runs.get(rid)
+        if run is None:
+            run = Run(rid, self.scale, spec, requires=required_capabilities(spec, self.scale_cfg))
+            self.runs[rid] = run
+        return run
+
     def _expand(self) -> None:
         base = self.params["baseline"]
         for tname, table in self.params["tables"].items():
             tnum = int(tname[len("table"):])
             for rname, row in table["rows"].items():
-                spec = copy.deepcopy(base)
-                spec.update(copy.deepcopy(row))
-                rid = run_id(spec, base)
-                run = self.runs.get(rid)
-                if run is None:
-                    run = Run(rid, self.scale, spec,
-                              requires=required_capabilities(spec, self.scale_cfg))
-                    self.runs[rid] = run
+                run = self._run_for(deep_merge(base, row))
                 run.serves.append({"table": tnum, "row": rname})
                 run.param_keys.append(f"tables.{tname}.rows.{rname}")
-                self.rows.append({"table": tnum, "row": rname, "run": rid})
+                self.rows.append({"table": tnum, "row": rname, "run": run.id})
+        # Upstream runs. A student's teacher is the teacher model's COCO run at the baseline's other
+        # settings (paper §3.4: ViTPose-L as trained for Tables 2 and 9), one run for every student.
+        for run in list(self.runs.values()):
+            teacher = run.spec["distill"]["teacher"]
+            if teacher != "none" and (run.spec["distill"]["heatmap"] or run.spec["distill"]["token"]):
+                run.upstream["teacher"] = self._run_for(deep_merge(base, {"model": teacher})).id
         for run in self.runs.values():
-            model = run.spec["model"]
+            models = {run.spec["model"]} | {self.runs[u].spec["model"] for u in run.upstream.values()}
             run.param_keys = sorted(set(run.param_keys) | {
-                "seed", "baseline", "schedule", "evaluation", f"hyperparameters.{model}",
-                f"scales.{self.scale}"})
+                "seed", "baseline", "schedule", "evaluation", f"scales.{self.scale}",
+                *(f"hyperparameters.{m}" for m in models)})
+            # A run whose upstream run cannot be produced cannot be produced either.
+            for up in run.upstream.values():
+                run.requires = sorted(set(run.requires) | set(self.runs[up].requires))
 
     # -- queries -------------------------------------------------------------------------------
     def get(self, rid: str) -> Run:
@@ -184,6 +231,15 @@ class Registry:
         except KeyError:
             raise UserError(f"unknown run {rid!r} at scale {self.scale!r}; "
                             f"`python -m workflow.registry list --scale {self.scale}` lists them") from None
+
+    def find(self, **changes) -> Run:
+        """The run of the baseline with these changes (paper terms, e.g. `find(model="vitpose-l")`)."""
+        spec = deep_merge(self.params["baseline"], changes)
+        rid = run_id(spec, self.params["baseline"])
+        if rid not in self.runs:
+            raise UserError(f"no run of scale {self.scale!r} has the baseline with {changes} (run id {rid}); "
+                            "add a table row for it")
+        return self.runs[rid]
 
     def table_runs(self, table: int) -> list[Run]:
         ids = dict.fromkeys(r["run"] for r in self.rows if r["table"] == table)
@@ -199,6 +255,46 @@ class Registry:
 
     def available_runs(self) -> list[Run]:
         return [r for r in self.runs.values() if r.missing is None]
+
+    # -- jobs: kinds (workflow/kinds.py) applied to runs ------------------------------------------
+    def kind_runs(self, kind: Kind) -> list[Run]:
+        """The available runs that have a job of this kind."""
+        return [r for r in self.available_runs() if kind.applies(r)]
+
+    def job_inputs(self, kind: Kind, rid: str) -> dict[str, str]:
+        """Named input files of the `kind` job of run `rid`: its config, data, own and upstream files."""
+        run = self.get(rid)
+        inputs: dict[str, str] = {}
+        if kind.name != "config":
+            inputs["config"] = run.config
+        if kind.data:
+            inputs.update({f"data_{d}": self.data_marker(d) for d in run.spec["datasets"]})
+            pretrained = self.pretrained_checkpoint(run)
+            if pretrained:
+                inputs["pretrained"] = pretrained
+        for name in kind.needs:
+            inputs[Path(name).stem] = run.file(name)
+        roles = kind.upstream(self, run)
+        for role, name in kind.consumes.items():
+            if role in roles:
+                inputs[role] = self.get(roles[role]).file(name)
+        return inputs
+
+    def job_outputs(self, kind: Kind, rid: str) -> list[str]:
+        return [self.get(rid).file(name) for name in kind.outputs]
+
+    def job_command(self, kind: Kind, rid: str) -> str:
+        """The job's command after `python` (no launcher options): what DVC runs and Snakemake shows."""
+        run = self.get(rid)
+        if kind.module is None:
+            return f"-m workflow.registry resolve {rid} --scale {self.scale} --out {run.config}"
+        names = {Path(v).stem: run.file(v) for v in RUN_FILES.values()}
+        extra = kind.args.format(**names)
+        return f"-m {kind.module} --config {run.config}" + (f" {extra}" if extra else "")
+
+    def jobs(self) -> list[tuple[Kind, Run]]:
+        """Every (kind, run) job of the available runs, upstream runs first."""
+        return [(k, r) for r in self.available_runs() for k in job_kinds() if k.applies(r)]
 
     def table_plan(self) -> list[dict]:
         """What every table row needs: for the report stage (missing cells say why)."""
@@ -218,7 +314,7 @@ class Registry:
 
     def describe(self, rid: str) -> str:
         """One line in the paper's terms plus the schedule actually used (shown by Snakemake jobs)."""
-        cfg = self.run_config(rid)
+        cfg = self.run_config(rid, validate=False)
         spec, tr = cfg["spec"], cfg["train"]
         arch = cfg["model"]["arch"]
         model = spec["model"] if arch == spec["model"] else f"{spec['model']} (as {arch})"
@@ -235,7 +331,10 @@ class Registry:
         else:
             bits.append(f"pretrain {spec['pretrain']} (no checkpoint rule yet)")
         bits.append("data " + "+".join(spec["datasets"]))
-        bits.append(f"{tr['epochs']} epochs, batch {tr['batch_size']}, lr {tr['lr']:g}")
+        for role, up in self.get(rid).upstream.items():
+            kinds = "+".join(k for k in ("heatmap", "token") if spec["distill"][k])
+            bits.append(f"{kinds} distillation from {role} {up}")
+        bits.append(f"{tr['epochs']} epochs, batch {tr['batch_size']}, lr {tr['lr']:g}, seed {cfg['seed']}")
         line = ", ".join(bits)
         missing = self.get(rid).missing
         return f"{line} [UNAVAILABLE: {missing}]" if missing else line
@@ -245,11 +344,24 @@ class Registry:
         return f"{self.scale_cfg['data_root']}/{dataset}"
 
     def download_command(self, item: str) -> str:
-        """The stage command that prepares a data item at this scale (same for Snakemake and DVC)."""
-        cmd = f"-m stages.download {item} --scale {self.scale} --data-root {self.scale_cfg['data_root']}"
-        synth = self.scale_cfg.get("synthetic_data")
-        if self.scale_cfg["synthetic"] and synth:
+        """The stage command that prepares a data item at this scale (same for Snakemake and DVC).
+
+        `synthetic` scales generate the data; the others check the real data under `data_root`,
+        downloading what can be downloaded, and compare its counts with the full datasets' only where
+        the scale says `exact_counts` (the paper scale). A user's own root (`download: false`) is
+        only validated, never downloaded into.
+        """
+        sc = self.scale_cfg
+        mode = "smoke" if sc["synthetic"] else "paper"
+        cmd = f"-m stages.download {item} --scale {mode} --data-root {sc['data_root']}"
+        synth = sc.get("synthetic_data")
+        if sc["synthetic"] and synth:
             cmd += f" --seed {synth['seed']} --num-train {synth['num_train']} --num-val {synth['num_val']}"
+        if not sc["synthetic"]:
+            if not sc["download"]:
+                cmd += " --in-place"
+            if not sc["exact_counts"]:
+                cmd += " --any-counts"
         return cmd
 
     def data_marker(self, dataset: str) -> str:
@@ -289,8 +401,54 @@ class Registry:
                 cfg[key] = standin[key]
         return cfg
 
-    def run_config(self, rid: str) -> dict:
-        """The resolved configuration handed to stages.finetune / evaluate / benchmark."""
+    def resolve(self, rid: str) -> RunConfig:
+        """The run's validated configuration (model included); ConfigError names the run and key."""
+        cached = self._resolved.get(rid)
+        if cached is None:
+            raw = self._raw_config(rid)
+            if raw.get("unavailable"):
+                raise UserError(f"run {rid} ({self.scale}) cannot be produced: {raw['unavailable']}")
+            try:
+                cached = RunConfig.from_dict(raw)
+            except ConfigError as exc:
+                rows = ", ".join(f"tables.table{s['table']}.rows.{s['row']}" for s in self.get(rid).serves)
+                raise ConfigError(f"{self.params_path}: run {rid} ({rows or 'upstream run'}): resolved "
+                                  f"config is invalid: {exc}") from None
+            self._resolved[rid] = cached
+        return cached
+
+    def validate_runs(self) -> None:
+        """Resolve every producible run now, so an impossible value fails before any job starts."""
+        for run in self.available_runs():
+            self.resolve(run.id)
+
+    def run_config(self, rid: str, validate: bool = True) -> dict:
+        """The resolved configuration handed to the stages (canonical form; what config.json holds)."""
+        if validate and self.get(rid).missing is None:
+            return self.resolve(rid).to_dict()
+        return self._raw_config(rid)
+
+    def config_hash(self, rid: str) -> str:
+        """The run's identity (the hash in config.json, metrics.json and the training state)."""
+        return self.resolve(rid).hash
+
+    def write_config(self, rid: str, out: str | Path) -> dict:
+        """Write the run's config.json (config + hash) atomically; returns the document."""
+        doc = run_config_document(self.resolve(rid))
+        atomic_write_json(out, doc)
+        return doc
+
+    def write_unavailable(self, rid: str, out: str | Path) -> dict:
+        """Record why a run cannot be produced (`unavailable.json`, read by the report's index)."""
+        run = self.get(rid)
+        if run.missing is None:
+            raise UserError(f"run {run.id} is available; it has no 'unavailable' record")
+        record = {"run": run.id, "scale": self.scale, "serves": run.serves, "spec": run.spec,
+                  "unavailable": run.missing}
+        atomic_write_json(out, record)
+        return record
+
+    def _raw_config(self, rid: str) -> dict:
         run = self.get(rid)
         spec, sched, ev = run.spec, self.params["schedule"], self.params["evaluation"]
         hp = self.params["hyperparameters"][spec["model"]]
@@ -301,14 +459,17 @@ class Registry:
         data_root = self.data_dir("coco")
         data = {"dataset": "coco", "root": data_root, "keypoints": "coco", "sigma": ev["sigma"],
                 "use_gt_boxes_for_eval": ev["boxes"] == "gt",
-                "num_workers": over.get("num_workers", 4)}
+                "num_workers": over["num_workers"]}
         data.update({k: f"{data_root}/{v}" for k, v in COCO_FILES.items()})
         cfg = {
             "run": rid,
             "scale": self.scale,
+            "synthetic": self.scale_cfg["synthetic"],
             "seed": self.params["seed"],
             "serves": run.serves,
             "spec": spec,
+            "paths": {"result_dir": run.result_dir, "work_dir": run.work_dir},
+            "upstream": dict(run.upstream),
             "pretrained": self.pretrained_checkpoint(run),
             "model": self.model_config(spec),
             "data": data,
@@ -316,7 +477,6 @@ class Registry:
                 "epochs": epochs,
                 "batch_size": over.get("batch_size", hp["batch_size"]),
                 "lr": over.get("lr", hp["lr"]),
-                "base_batch": hp["batch_size"] if "batch_size" not in over else over["batch_size"],
                 "weight_decay": hp["weight_decay"],
                 "betas": list(sched["betas"]),
                 "layer_decay": hp["layer_decay"],
@@ -326,6 +486,7 @@ class Registry:
                 "gamma": sched["gamma"],
                 "grad_clip": sched["grad_clip"],
                 "precision": spec["precision"],
+                "checkpoint_every_iters": over["checkpoint_every_iters"],
             },
             "eval": {
                 "flip_test": ev["flip_test"],
@@ -338,10 +499,6 @@ class Registry:
         if run.missing:
             cfg["unavailable"] = run.missing
         return cfg
-
-
-def config_hash(cfg: dict) -> str:
-    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()
 
 
 @lru_cache(maxsize=8)
@@ -363,22 +520,58 @@ def hyperparameters(params_path: str | Path = PARAMS, scale: str | None = None) 
     return load_registry(params_path, scale).hyperparameters()
 
 
+def plan_text(reg: Registry, table: int | None = None) -> str:
+    """The job graph of one table (or of every table), in the paper's words."""
+    tables = [table] if table else sorted({r["table"] for r in reg.rows})
+    out = []
+    for n in tables:
+        t = reg.params["tables"][f"table{n}"]
+        out.append(f"Table {n} ({reg.scale} scale): {t['title']}")
+        blocker = reg.table_blocker(n)
+        if blocker:
+            out.append(f"  cannot be reproduced yet: {blocker}")
+        for row in (r for r in reg.rows if r["table"] == n):
+            run = reg.get(row["run"])
+            out.append(f"  row {row['row']!r} -> run {run.id}")
+            out.append(f"    {reg.describe(run.id)}")
+            if run.missing:
+                continue
+            for kind in job_kinds():
+                if not kind.applies(run):
+                    continue
+                ins = reg.job_inputs(kind, run.id)
+                edges = [f"{role} run {reg.get(up).id}" for role, up in kind.upstream(reg, run).items()
+                         if role in kind.consumes]
+                data = [Path(v).parent.name for k, v in ins.items() if k.startswith("data_")]
+                bits = [f"data {'+'.join(data)}"] if data else []
+                bits += ["pre-trained weights " + ins["pretrained"]] if "pretrained" in ins else []
+                bits += [f"after {e}" for e in edges]
+                tail = f" [{'; '.join(bits)}]" if bits else ""
+                out.append(f"    {kind.name}: {kind.words}{tail} -> "
+                           + ", ".join(Path(o).name for o in reg.job_outputs(kind, run.id)))
+        out.append("")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m workflow.registry", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["list", "show", "plan", "validate", "unavailable"])
+    ap.add_argument("command", choices=["list", "show", "resolve", "plan", "validate", "unavailable"])
     ap.add_argument("run", nargs="?")
     ap.add_argument("--scale")
     ap.add_argument("--table", type=int)
     ap.add_argument("--params", default=str(PARAMS))
     ap.add_argument("--available", action="store_true", help="list only runs whose capabilities exist")
-    ap.add_argument("--out", help="unavailable: where to write the record")
+    ap.add_argument("--json", action="store_true", help="plan: the table plan as JSON (the report's input)")
+    ap.add_argument("--out", help="resolve: the config.json to write; unavailable: where to write the record")
+    ap.add_argument("--fail", action="store_true", help="unavailable: exit 2 after saying why")
     args = ap.parse_args(argv)
     try:
         reg = load_registry(args.params, args.scale)
         if args.command == "validate":
+            reg.validate_runs()
             print(f"{args.params}: valid; scale {reg.scale}: {len(reg.runs)} runs "
-                  f"({len(reg.available_runs())} runnable)")
+                  f"({len(reg.available_runs())} runnable, every run config valid)")
         elif args.command == "list":
             runs = reg.table_runs(args.table) if args.table else list(reg.runs.values())
             for run in runs:
@@ -388,17 +581,24 @@ def main(argv: list[str] | None = None) -> int:
             if not args.run:
                 raise UserError("show: which run? (python -m workflow.registry list)")
             print(json.dumps(reg.run_config(args.run), indent=2))
+        elif args.command == "resolve":
+            if not args.run or not args.out:
+                raise UserError("resolve: give RUN and --out results/<scale>/<run>/config.json")
+            doc = reg.write_config(args.run, args.out)
+            print(f"{args.out}: config {doc['config_hash'][:12]}", file=sys.stderr)
         elif args.command == "unavailable":
             run = reg.get(args.run or "")
             if run.missing is None:
                 raise UserError(f"run {run.id} is available; it has no 'unavailable' record")
-            record = {"run": run.id, "scale": reg.scale, "serves": run.serves, "spec": run.spec,
-                      "unavailable": run.missing}
+            if args.fail:
+                raise UserError(f"run {run.id} ({reg.scale}) cannot be produced: {run.missing}")
             if args.out:
-                atomic_write_json(args.out, record)
+                reg.write_unavailable(run.id, args.out)
             print(f"{run.id}: {run.missing}", file=sys.stderr)
-        else:
+        elif args.json:
             print(json.dumps(reg.table_plan(), indent=2))
+        else:
+            print(plan_text(reg, args.table))
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

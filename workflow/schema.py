@@ -4,6 +4,12 @@ The schema is data (``SCHEMA`` below) checked by one small recursive function, s
 which key is wrong and what was expected, e.g.::
 
     params.yaml: tables.table5.rows.window.windw: unknown key (expected one of: model, decoder, ...)
+
+It is the one declaration of params.yaml: optional keys get their defaults here (``Mapping.defaults``),
+so the registry reads every key it needs without defaults of its own; the vocabularies (decoders,
+attention types, precisions, ...) are the engine's own (vitpose.config, vitpose.models.config), so a
+value params.yaml accepts is one the engine accepts. Each resolved run is then validated whole, model
+included, by the registry (`Registry.validate_runs`) before any job starts.
 """
 from __future__ import annotations
 
@@ -13,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from vitpose.config import PRECISIONS
+from vitpose.models.config import ATTENTIONS, DECODERS, FREEZES
 from vitpose.utils.errors import ConfigError
 
 SIZE_RE = re.compile(r"^[1-9][0-9]*x[1-9][0-9]*$")
@@ -68,29 +76,36 @@ class ListOf:
 
 
 class Mapping:
-    """A dict with fixed keys. ``required`` keys must be present; ``values`` validates free-form keys."""
+    """A dict with fixed keys. ``required`` keys must be present; ``values`` validates free-form keys;
+    ``defaults`` are filled in for absent optional keys (after validation of the given ones)."""
 
-    def __init__(self, fields: dict | None = None, required: tuple = (), values=None):
+    def __init__(self, fields: dict | None = None, required: tuple = (), values=None,
+                 defaults: dict | None = None):
         self.fields, self.required, self.values = fields or {}, required, values
+        self.defaults = defaults or {}
 
 
 # --- the schema of params.yaml ------------------------------------------------------------------
 DISTILL = Mapping({"heatmap": BOOL, "token": BOOL, "teacher": one_of("none", *MODELS)})
 
+# A row gives only what it changes, down to single keys of nested mappings (merged deeply into the
+# baseline), so nothing of a row is required; the baseline gives everything.
+ROW_DISTILL = Mapping(DISTILL.fields)
+
 ROW_FIELDS = {
     "model": one_of(*MODELS),
-    "decoder": one_of("classic", "simple"),
+    "decoder": one_of(*DECODERS),
     "input": SIZE,
     "ratio": one_of(1, 2),
-    "attention": one_of("full", "window", "vitdet"),
+    "attention": one_of(*ATTENTIONS),
     "window": SIZE,
     "shift": BOOL,
     "pool": BOOL,
-    "freeze": one_of("none", "mhsa", "ffn"),
+    "freeze": one_of("none", *(f for f in FREEZES if f)),
     "pretrain": one_of(*PRETRAIN),
     "datasets": ListOf(one_of(*DATASETS), min_len=1),
     "distill": DISTILL,
-    "precision": one_of("auto", "fp32", "bf16", "fp16"),
+    "precision": one_of(*PRECISIONS),
 }
 
 HYPER = Mapping(
@@ -120,6 +135,10 @@ SCALE = Mapping(
         "description": STR,
         "synthetic": BOOL,
         "data_root": STR,
+        # Real data only: download what is missing (false: a user's own root, validated in place), and
+        # require the full datasets' exact counts (the paper scale; false accepts a subset).
+        "download": BOOL,
+        "exact_counts": BOOL,
         "synthetic_data": Mapping({"seed": number(0, integer=True), "num_train": number(1, integer=True),
                                    "num_val": number(1, integer=True)}),
         "models": Mapping(values=MODEL_STANDIN),
@@ -129,16 +148,21 @@ SCALE = Mapping(
             "lr": number(0, lo_open=True),
             "warmup_iters": number(0, integer=True),
             "num_workers": number(0, integer=True),
-        }),
+            "checkpoint_every_iters": Check("an integer >= 1 or null",
+                                            lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)
+                                                                    and v >= 1)),
+        }, defaults={"num_workers": 4, "checkpoint_every_iters": None}),
         "eval": Mapping({"batch_size": number(1, integer=True)}),
         "benchmark": Mapping({"batch": number(1, integer=True), "iters": number(1, integer=True),
                               "warmup": number(0, integer=True)}),
         "pretrain_fallback": Check("none or null", lambda v: v in ("none", None)),
     },
     required=("synthetic", "data_root", "models", "train", "eval", "benchmark"),
+    defaults={"download": True, "exact_counts": True, "pretrain_fallback": None, "description": ""},
 )
 
-TABLE = Mapping({"title": STR, "studies": STR, "rows": Mapping(values=Mapping(ROW_FIELDS))},
+TABLE = Mapping({"title": STR, "studies": STR,
+                 "rows": Mapping(values=Mapping({**ROW_FIELDS, "distill": ROW_DISTILL}))},
                 required=("title", "rows"))
 
 SCHEMA = Mapping(
@@ -199,6 +223,8 @@ def _validate(value: Any, schema, path: str, where: str) -> None:
             else:
                 raise ConfigError(f"{where}: {sub}: unknown key (expected one of: "
                                   f"{', '.join(schema.fields)})")
+        for key, default in schema.defaults.items():
+            value.setdefault(key, default)
     else:  # pragma: no cover - schema programming error
         raise TypeError(schema)
 
@@ -226,6 +252,39 @@ def _check_consistency(params: dict, where: str) -> None:
         if m not in params["hyperparameters"]:
             raise ConfigError(f"{where}: hyperparameters: missing an entry for model '{m}', "
                               "which a table uses")
+
+
+def _scalar(text: str) -> Any:
+    """A scalar typed as YAML would type it: 3 -> int, 0.002 and 1e-3 -> float, true -> bool, null."""
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return value if isinstance(value, (bool, int, float, type(None))) else text
+
+
+def coerce_overrides(config: Any, reference: Any) -> Any:
+    """Type the string leaves of Snakemake's `--config` overrides.
+
+    Snakemake parses a nested `--config 'scales={smoke: {train: {lr: 0.002}}}'` with YAML's BaseLoader,
+    which leaves every nested scalar a string ('0.002', 'true'). A string leaf is re-read as a YAML
+    scalar unless params.yaml itself has a string there (`input: 256x192` stays a string), so nested
+    overrides mean what they would mean in params.yaml. `reference` is params.yaml as loaded.
+    """
+    if isinstance(config, dict):
+        ref = reference if isinstance(reference, dict) else {}
+        return {k: coerce_overrides(v, ref.get(k)) for k, v in config.items()}
+    if isinstance(config, list):
+        ref = reference if isinstance(reference, list) else []
+        return [coerce_overrides(v, ref[i] if i < len(ref) else None) for i, v in enumerate(config)]
+    if isinstance(config, str) and not isinstance(reference, str):
+        return _scalar(config)
+    return config
 
 
 def validate_params(params: Any, where: str = "params.yaml") -> dict:

@@ -24,12 +24,15 @@ Determinism: everything about image ``i`` of a split comes from ``default_rng([s
 the same seed gives byte-identical JSON and JPEGs (on the same OpenCV build), independent of how many
 images the other split has. The body model (:func:`sample_pose`) produces a superset of joints
 (head top, neck, thorax, pelvis too) and markers are drawn for the keypoints of a
-:class:`~vitpose.data.keypoints.KeypointMeta`, so AIC / MPII / CrowdPose-format variants can reuse the
-renderer with their own layout and file names.
+:class:`~vitpose.data.keypoints.KeypointMeta`: :func:`generate_synthetic_aic`,
+:func:`generate_synthetic_mpii` and :func:`generate_synthetic_crowdpose` write the same scenes with the
+dataset's own keypoints in its real layout and format (docs/DATA.md, "Smoke scale").
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
+import io
 import json
 import math
 import sys
@@ -41,7 +44,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from vitpose.data.keypoints import COCO, KeypointMeta
+from vitpose.data.formats import MPII_MAT_JOINTS
+from vitpose.data.keypoints import AIC, COCO, CROWDPOSE, MPII, KeypointMeta
 from vitpose.utils.errors import ConfigError, UserError
 from vitpose.utils.io import atomic_write_bytes, atomic_write_text
 
@@ -315,6 +319,7 @@ class _Instance:
     mask: np.ndarray               # (H, W) bool silhouette, clipped to the image
     keypoints: np.ndarray          # (K, 3) x, y, v (COCO convention; (0, 0, 0) = not labelled)
     iscrowd: bool
+    joints: dict[str, np.ndarray] | None = None   # labelled people: every body-model joint, image px
 
 
 def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -399,7 +404,7 @@ def render_image(rng: np.random.Generator, image_size: tuple[int, int], meta: Ke
                     front = owner[py, px] == i and tops[i][py, px] == k + 1
                     kpts[k] = (x, y, 2 if front else 1)
         if masks[i].any():
-            instances.append(_Instance(masks[i], kpts, False))
+            instances.append(_Instance(masks[i], kpts, False, person.joints if person.labelled else None))
     # Sensor noise: perfectly flat colours would make the task unrealistically clean.
     noisy = canvas.astype(np.float32) + rng.normal(0.0, 3.0, canvas.shape).astype(np.float32)
     return np.clip(noisy, 0, 255).astype(np.uint8), instances
@@ -578,13 +583,7 @@ def generate_synthetic_coco(
     Returns:
         ``{"root", "seed", "image_size", "splits": {split: counts}, "detections": n}``.
     """
-    H, W = int(image_size[0]), int(image_size[1])
-    if num_train < 0 or num_val < 0:
-        raise ConfigError(f"num_train={num_train}, num_val={num_val}: expected counts ≥ 0")
-    if H < 64 or W < 64:
-        raise ConfigError(f"image_size={image_size}: expected (H, W) of at least 64×64 px")
-    if not 1 <= max_people <= 20:
-        raise ConfigError(f"max_people={max_people}: expected 1..20")
+    H, W = _check_params(num_train, num_val, image_size, max_people)
     root = Path(root)
     summary: dict[str, Any] = {"root": str(root), "seed": seed, "image_size": [H, W], "splits": {}}
     for split, n in (("train", num_train), ("val", num_val)):
@@ -597,6 +596,288 @@ def generate_synthetic_coco(
     return summary
 
 
+def _check_params(num_train: int, num_val: int, image_size: Sequence[int] | str,
+                  max_people: int) -> tuple[int, int]:
+    """The generators' shared argument checks; returns ``(H, W)``."""
+    if isinstance(image_size, str):        # --synthetic-arg image_size=256x320 arrives as text
+        try:
+            image_size = _parse_size(image_size)
+        except argparse.ArgumentTypeError as e:
+            raise ConfigError(f"image_size={image_size!r}: {e}") from None
+    H, W = int(image_size[0]), int(image_size[1])
+    if num_train < 0 or num_val < 0:
+        raise ConfigError(f"num_train={num_train}, num_val={num_val}: expected counts ≥ 0")
+    if H < 64 or W < 64:
+        raise ConfigError(f"image_size={image_size}: expected (H, W) of at least 64×64 px")
+    if not 1 <= max_people <= 20:
+        raise ConfigError(f"max_people={max_people}: expected 1..20")
+    return H, W
+
+
+# ----------------------------------------------------------------------------------------------
+# The same people in the native formats of AIC, MPII and CrowdPose
+# ----------------------------------------------------------------------------------------------
+#
+# Every variant renders image i of a split from default_rng([seed, split code, i]) exactly as the COCO
+# generator does, so the scenes and people are the COCO dataset's; only the drawn markers (the
+# dataset's keypoints) and the files differ. None of them has crowd regions (the real datasets do not
+# annotate any).
+
+AIC_LAYOUT = {
+    "train": ("annotations/aic_train.json", "ai_challenger_keypoint_train_20170902/keypoint_train_images_20170902"),
+    "val": ("annotations/aic_val.json",
+            "ai_challenger_keypoint_validation_20170911/keypoint_validation_images_20170911"),
+}
+CROWDPOSE_LAYOUT = {"train": "annotations/mmpose_crowdpose_trainval.json",
+                    "val": "annotations/mmpose_crowdpose_test.json"}
+CROWDPOSE_DET_FILE = "annotations/det_for_crowd_test_0.1_0.5.json"
+MPII_LAYOUT = {"train": "annotations/mpii_train.json", "val": "annotations/mpii_val.json"}
+MPII_GT_FILE = "annotations/mpii_gt_val.mat"
+
+
+def _scenes(split: str, seed: int, num_images: int, image_size: tuple[int, int], max_people: int,
+            meta: KeypointMeta, progress: bool, what: str):
+    """``(i, image_id, rgb, people)`` of a split: the COCO generator's scenes drawn with ``meta``'s
+    markers; crowd regions left out."""
+    code = SPLIT_CODES[split]
+    for i in tqdm(range(num_images), desc=f"synthetic {what} {split}", disable=not progress, unit="img"):
+        rng = np.random.default_rng([seed, code, i])
+        rgb, instances = render_image(rng, image_size, meta, max_people)
+        yield i, code * 1_000_000 + i + 1, rgb, [inst for inst in instances if not inst.iscrowd]
+
+
+def _new_counts(num_images: int) -> dict[str, int]:
+    return {"images": num_images, "persons": 0, "unlabelled_persons": 0, "empty_images": 0,
+            "visible_keypoints": 0, "occluded_keypoints": 0}
+
+
+def _count(counts: dict[str, int], keypoints: np.ndarray) -> None:
+    """Add one person ((K, 3) keypoints) to the split's counts."""
+    labelled = int((keypoints[:, 2] > 0).sum())
+    counts["persons" if labelled else "unlabelled_persons"] += 1
+    counts["visible_keypoints"] += int((keypoints[:, 2] == 2).sum())
+    counts["occluded_keypoints"] += int((keypoints[:, 2] == 1).sum())
+
+
+def _categories(meta: KeypointMeta) -> list[dict[str, Any]]:
+    return [{"id": 1, "name": "person", "supercategory": "person", "keypoints": list(meta.keypoint_names),
+             "skeleton": [[a + 1, b + 1] for a, b in meta.skeleton]}]
+
+
+def crowd_index(keypoints: Sequence[np.ndarray], boxes: Sequence[Sequence[float]]) -> float:
+    """CrowdPose's crowd index of an image: the mean over its people of N_b / N_a, with N_a the
+    person's labelled joints and N_b the labelled joints of the other people inside the person's box
+    ``[x, y, w, h]``. 0 for an image without labelled people."""
+    ratios = []
+    for i, (kp, (x, y, w, h)) in enumerate(zip(keypoints, boxes)):
+        n_a = int((kp[:, 2] > 0).sum())
+        if n_a == 0:
+            continue
+        n_b = 0
+        for j, other in enumerate(keypoints):
+            if j == i:
+                continue
+            lab = other[other[:, 2] > 0]
+            n_b += int(((lab[:, 0] >= x) & (lab[:, 0] <= x + w) & (lab[:, 1] >= y) & (lab[:, 1] <= y + h)).sum())
+        ratios.append(n_b / n_a)
+    return float(np.mean(ratios)) if ratios else 0.0
+
+
+def generate_synthetic_aic(
+    root: str | Path,
+    seed: int = 0,
+    num_train: int = 400,
+    num_val: int = 100,
+    image_size: tuple[int, int] = (256, 320),
+    max_people: int = 4,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """The synthetic people in AIC's OpenMMLab layout (14 keypoints), under ``root``::
+
+        annotations/aic_{train,val}.json
+        ai_challenger_keypoint_train_20170902/keypoint_train_images_20170902/<40 hex>.jpg
+        ai_challenger_keypoint_validation_20170911/keypoint_validation_images_20170911/<40 hex>.jpg
+
+    Like OpenMMLab's converted files, annotations carry ``id``, ``image_id``, ``category_id``, ``bbox``,
+    ``keypoints`` (COCO visibility convention) and ``num_keypoints`` but no ``iscrowd`` and no ``area``.
+    Arguments and return value as :func:`generate_synthetic_coco` (no detections: AIC is evaluated on
+    its ground-truth boxes).
+    """
+    H, W = _check_params(num_train, num_val, image_size, max_people)
+    root = Path(root)
+    summary: dict[str, Any] = {"root": str(root), "seed": seed, "image_size": [H, W], "splits": {}}
+    for split, n in (("train", num_train), ("val", num_val)):
+        ann_rel, img_rel = AIC_LAYOUT[split]
+        images, annotations, counts = [], [], _new_counts(n)
+        for i, image_id, rgb, people in _scenes(split, seed, n, (H, W), max_people, AIC, progress, "aic"):
+            file_name = hashlib.sha1(f"vitpose-synthetic-aic/{seed}/{split}/{i}".encode()).hexdigest() + ".jpg"
+            atomic_write_bytes(root / img_rel / file_name, _encode_jpeg(rgb))
+            images.append({"id": image_id, "file_name": file_name, "height": H, "width": W})
+            for k, inst in enumerate(people):
+                ann = _annotation(inst, image_id * 100 + k + 1, image_id)
+                annotations.append({key: ann[key] for key in
+                                    ("id", "image_id", "category_id", "bbox", "num_keypoints", "keypoints")})
+                _count(counts, inst.keypoints)
+            counts["empty_images"] += int(not people)
+        atomic_write_text(root / ann_rel, _dump({
+            "info": {"description": f"ViTPose smoke-scale synthetic AIC keypoints ({split}, seed {seed})"},
+            "images": images, "annotations": annotations, "categories": _categories(AIC)}))
+        summary["splits"][split] = counts
+    return summary
+
+
+def generate_synthetic_crowdpose(
+    root: str | Path,
+    seed: int = 0,
+    num_train: int = 400,
+    num_val: int = 100,
+    image_size: tuple[int, int] = (256, 320),
+    max_people: int = 4,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """The synthetic people in CrowdPose's OpenMMLab layout (14 keypoints), under ``root``::
+
+        annotations/mmpose_crowdpose_trainval.json     (num_train images)
+        annotations/mmpose_crowdpose_test.json         (num_val images)
+        annotations/det_for_crowd_test_0.1_0.5.json    (person detections of the test images)
+        images/<image id>.jpg                          (both splits)
+
+    Every image carries ``crowdIndex`` (:func:`crowd_index`); annotations have ``iscrowd`` 0 and
+    ``num_keypoints`` but no ``area`` (CrowdPose's OKS area is 0.53 · w · h of the box). Arguments as
+    :func:`generate_synthetic_coco`; the summary also holds ``detections`` and per-split
+    ``crowd_levels`` (images with crowd index < 0.2, < 0.8, ≥ 0.8).
+    """
+    H, W = _check_params(num_train, num_val, image_size, max_people)
+    root = Path(root)
+    summary: dict[str, Any] = {"root": str(root), "seed": seed, "image_size": [H, W], "splits": {}}
+    for split, n in (("train", num_train), ("val", num_val)):
+        images, annotations, detections, counts = [], [], [], _new_counts(n)
+        levels = {"easy": 0, "medium": 0, "hard": 0}
+        code = SPLIT_CODES[split]
+        for i, image_id, rgb, people in _scenes(split, seed, n, (H, W), max_people, CROWDPOSE, progress,
+                                                "crowdpose"):
+            file_name = f"{image_id}.jpg"
+            atomic_write_bytes(root / "images" / file_name, _encode_jpeg(rgb))
+            anns = [_annotation(inst, image_id * 100 + k + 1, image_id) for k, inst in enumerate(people)]
+            index = crowd_index([inst.keypoints for inst in people], [a["bbox"] for a in anns])
+            levels["easy" if index < 0.2 else "medium" if index < 0.8 else "hard"] += 1
+            images.append({"id": image_id, "file_name": file_name, "height": H, "width": W,
+                           "crowdIndex": round(index, 4)})
+            for ann, inst in zip(anns, people):
+                annotations.append({key: ann[key] for key in ("id", "image_id", "category_id", "iscrowd",
+                                                              "bbox", "num_keypoints", "keypoints")})
+                _count(counts, inst.keypoints)
+            counts["empty_images"] += int(not people)
+            if split == "val":
+                detections += synthetic_detections(np.random.default_rng([seed, code, i, 1]), image_id,
+                                                   anns, (H, W))
+        atomic_write_text(root / CROWDPOSE_LAYOUT[split], _dump({
+            "info": {"description": f"ViTPose smoke-scale synthetic CrowdPose keypoints ({split}, seed {seed})"},
+            "images": images, "annotations": annotations, "categories": _categories(CROWDPOSE)}))
+        summary["splits"][split] = {**counts, "crowd_levels": levels}
+        if split == "val":
+            atomic_write_text(root / CROWDPOSE_DET_FILE, _dump(detections))
+            summary["detections"] = len(detections)
+    return summary
+
+
+def _mpii_head_box(joints: dict[str, np.ndarray]) -> list[float]:
+    """A square head box ``x1, y1, x2, y2`` (0-based px) spanning head top to neck, centred between
+    them: the part of the person MPII's annotated head rectangles cover."""
+    top, neck = joints["head_top"], joints["neck"]
+    centre, half = (top + neck) / 2.0, float(np.linalg.norm(top - neck)) / 2.0
+    return [float(centre[0] - half), float(centre[1] - half), float(centre[0] + half), float(centre[1] + half)]
+
+
+def write_mpii_gt_mat(path: str | Path, joints_1based: np.ndarray, visible: np.ndarray,
+                      head_boxes_1based: np.ndarray) -> None:
+    """Write ``mpii_gt_val.mat`` in the structure of the real file (atomically).
+
+    Args:
+        joints_1based: (N, 16, 2) ground-truth joints, MATLAB (1-based) pixels.
+        visible: (N, 16) 1 where the joint is annotated.
+        head_boxes_1based: (N, 4) head boxes ``x1, y1, x2, y2`` (1-based).
+
+    Variables: ``pos_gt_src`` (16, 2, N), ``jnt_missing`` (16, N), ``headboxes_src`` (2, 2, N) with
+    ``[0]`` the top-left and ``[1]`` the bottom-right corner, ``dataset_joints`` a 1 × 16 cell of names.
+    """
+    from scipy.io import savemat
+
+    joints_1based = np.asarray(joints_1based, np.float64).reshape(-1, len(MPII_MAT_JOINTS), 2)
+    n = len(joints_1based)
+    boxes = np.asarray(head_boxes_1based, np.float64).reshape(n, 4)
+    names = np.empty((1, len(MPII_MAT_JOINTS)), dtype=object)
+    names[0, :] = list(MPII_MAT_JOINTS)
+    buf = io.BytesIO()
+    savemat(buf, {
+        "dataset_joints": names,
+        "jnt_missing": (1 - (np.asarray(visible).reshape(n, -1) > 0)).astype(np.float64).T,
+        "pos_gt_src": joints_1based.transpose(1, 2, 0),
+        "headboxes_src": boxes.reshape(n, 2, 2).transpose(1, 2, 0),
+    })
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def generate_synthetic_mpii(
+    root: str | Path,
+    seed: int = 0,
+    num_train: int = 400,
+    num_val: int = 100,
+    image_size: tuple[int, int] = (256, 320),
+    max_people: int = 4,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """The synthetic people in MPII's OpenMMLab layout (16 keypoints), under ``root``::
+
+        annotations/mpii_{train,val}.json    lists of {image, center, scale, joints, joints_vis}
+        annotations/mpii_gt_val.mat          the val ground truth PCKh is computed against
+        images/<9-digit image id>.jpg        (both splits)
+
+    One entry per person with at least one labelled joint; joints and center are MATLAB (1-based)
+    pixels, ``joints_vis`` 1 where labelled, unlabelled joints ``[-1, -1]``. ``scale`` is the longer
+    side of the person's box / 200 and ``center`` the box centre raised by ``15 · scale`` px, so that
+    mmpose's box rule (``vitpose.data.mpii.mpii_box``) gives back the box. The ``.mat`` holds the
+    val entries in file order with square head boxes from head top to neck. Arguments and return
+    value as :func:`generate_synthetic_coco`.
+    """
+    H, W = _check_params(num_train, num_val, image_size, max_people)
+    root = Path(root)
+    summary: dict[str, Any] = {"root": str(root), "seed": seed, "image_size": [H, W], "splits": {}}
+    for split, n in (("train", num_train), ("val", num_val)):
+        entries, heads, counts = [], [], _new_counts(n)
+        for i, image_id, rgb, people in _scenes(split, seed, n, (H, W), max_people, MPII, progress, "mpii"):
+            file_name = f"{image_id:09d}.jpg"
+            atomic_write_bytes(root / "images" / file_name, _encode_jpeg(rgb))
+            people = [p for p in people if (p.keypoints[:, 2] > 0).any()]
+            for inst in people:
+                x, y, w, h = _mask_box(inst.mask)
+                scale = max(w, h) / 200.0
+                vis = inst.keypoints[:, 2] > 0
+                joints = np.where(vis[:, None], inst.keypoints[:, :2] + 1.0, -1.0)
+                entries.append({
+                    "joints_vis": [int(v) for v in vis],
+                    "joints": [[round(float(a), 2), round(float(b), 2)] for a, b in joints],
+                    "image": file_name,
+                    "scale": round(scale, 6),
+                    "center": [round(x + w / 2 + 1.0, 2), round(y + h / 2 - 15.0 * scale + 1.0, 2)],
+                })
+                heads.append([v + 1.0 for v in _mpii_head_box(inst.joints)])
+                _count(counts, inst.keypoints)
+            counts["empty_images"] += int(not people)
+        atomic_write_text(root / MPII_LAYOUT[split], _dump(entries))
+        if split == "val":
+            write_mpii_gt_mat(root / MPII_GT_FILE,
+                              np.array([e["joints"] for e in entries], np.float64).reshape(-1, 16, 2),
+                              np.array([e["joints_vis"] for e in entries]).reshape(-1, 16),
+                              np.array(heads, np.float64).reshape(-1, 4))
+        summary["splits"][split] = counts
+    return summary
+
+
+GENERATORS = {"coco": generate_synthetic_coco, "aic": generate_synthetic_aic,
+              "mpii": generate_synthetic_mpii, "crowdpose": generate_synthetic_crowdpose}
+
+
 def _parse_size(text: str) -> tuple[int, int]:
     try:
         h, w = (int(v) for v in text.lower().split("x"))
@@ -607,8 +888,11 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vitpose.data.synthetic",
-                                     description="Write the synthetic COCO-format keypoint dataset.")
+                                     description="Write the synthetic keypoint dataset in a dataset's "
+                                                 "native format (default COCO).")
     parser.add_argument("--root", required=True, help="output directory")
+    parser.add_argument("--dataset", choices=sorted(GENERATORS), default="coco",
+                        help="format and keypoints to write (default: coco)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--num-train", type=int, default=400)
     parser.add_argument("--num-val", type=int, default=100)
@@ -617,8 +901,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     try:
-        summary = generate_synthetic_coco(args.root, args.seed, args.num_train, args.num_val,
-                                          args.image_size, args.max_people, not args.no_progress)
+        summary = GENERATORS[args.dataset](args.root, args.seed, args.num_train, args.num_val,
+                                           args.image_size, args.max_people, not args.no_progress)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

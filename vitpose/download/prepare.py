@@ -43,6 +43,8 @@ class PrepareOptions:
     keep_archives: bool = False
     force: bool = False                                            # ignore markers and per-archive records
     smoke_params: Mapping[str, Any] = field(default_factory=dict)  # passed to the synthetic generator
+    in_place: bool = False      # real data already under data_root (a user's own root): never download
+    exact_counts: bool = True   # compare the measured counts with the full dataset's (the manifest's)
 
 
 @dataclass(frozen=True)
@@ -70,12 +72,19 @@ def _sha(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def spec_hash(item: Item, scale: str, smoke_params: Mapping[str, Any]) -> str:
-    """What the marker must have been written for: the manifest's content spec, or the smoke parameters."""
+def spec_hash(item: Item, scale: str, smoke_params: Mapping[str, Any], mode: str = "") -> str:
+    """What the marker must have been written for: the manifest's content spec, or the smoke parameters.
+
+    `mode` distinguishes the checks of real data (in place, any counts) from the default download with
+    the full counts, which keeps the manifest's own hash."""
     if scale == "paper":
-        return item.spec_hash()
+        return item.spec_hash() if not mode else _sha({"spec": item.spec_hash(), "mode": mode})
     return _sha({"smoke": item.smoke, "dest": item.dest, "params": dict(smoke_params),
                  "validate": [asdict(v) for v in item.validate]})
+
+
+def _mode(opts: PrepareOptions) -> str:
+    return "+".join(m for m, on in (("in-place", opts.in_place), ("any-counts", not opts.exact_counts)) if on)
 
 
 def item_status(item: Item, opts: PrepareOptions) -> str:
@@ -84,7 +93,7 @@ def item_status(item: Item, opts: PrepareOptions) -> str:
     if marker is None:
         return "missing"
     same = (marker.get("item") == item.name and marker.get("scale") == opts.scale
-            and marker.get("spec_hash") == spec_hash(item, opts.scale, opts.smoke_params))
+            and marker.get("spec_hash") == spec_hash(item, opts.scale, opts.smoke_params, _mode(opts)))
     return "complete" if same else "stale"
 
 
@@ -164,7 +173,26 @@ def _prepare_source(item: Item, source: Source, opts: PrepareOptions, lock: Chec
     return {"sha256": digests.sha256, "size": digests.size, "produced": [source.place]}
 
 
+def _prepare_in_place(item: Item, opts: PrepareOptions) -> dict[str, Any]:
+    """A user's own copy: validate the layout (every referenced file present) and report the counts."""
+    root = opts.data_root / item.dest
+    if not root.is_dir():
+        raise UserError(f"{root}: {item.name} is not there; put the dataset in the standard layout "
+                        f"(docs/DATA.md) under the scale's data_root, or let the pipeline download it "
+                        f"(scales.<s>.download: true)")
+    counts = validate_item(root, item.validate, expected=_expected(item, opts))
+    _log(f"{item.name}: validated in place: " + ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items())))
+    return {"sources": {}, "counts": counts, "in_place": True}
+
+
+def _expected(item: Item, opts: PrepareOptions) -> dict[str, int] | None:
+    """The counts to demand: the manifest's (full datasets) or none at all (a subset is fine)."""
+    return None if opts.exact_counts else {}
+
+
 def _prepare_paper(item: Item, opts: PrepareOptions, lock: ChecksumLock) -> dict[str, Any]:
+    if opts.in_place:
+        return _prepare_in_place(item, opts)
     automatic = [s for s in item.sources if not s.manual or s.name in opts.url_overrides]
     manual = [s for s in item.sources if s.manual and s.name not in opts.url_overrides]
     absent = [s for s in manual if not manual_target(opts.data_root, item, s).exists()
@@ -186,7 +214,7 @@ def _prepare_paper(item: Item, opts: PrepareOptions, lock: ChecksumLock) -> dict
             + "\n".join(instructions(opts.data_root, item, s, lock) for s in missing)
             + f"\nThen run again: python -m stages.download {item.name} --data-root {opts.data_root}"
             + "\n(A mirror of a manual file can be given with --url-override NAME=URL.)")
-    counts = validate_item(opts.data_root / item.dest, item.validate)
+    counts = validate_item(opts.data_root / item.dest, item.validate, expected=_expected(item, opts))
     return {"sources": records, "counts": counts}
 
 
@@ -290,7 +318,7 @@ def prepare_item(item: Item, opts: PrepareOptions) -> PrepareResult:
     else:
         body = _prepare_smoke(item, opts)
     record = {"schema": MARKER_SCHEMA, "item": item.name, "scale": opts.scale, "synthetic": opts.scale == "smoke",
-              "spec_hash": spec_hash(item, opts.scale, opts.smoke_params), "dest": item.dest,
+              "spec_hash": spec_hash(item, opts.scale, opts.smoke_params, _mode(opts)), "dest": item.dest,
               "description": item.description, "licence": item.licence, **body, "created": _now()}
     atomic_write_json(marker, record)  # last: its presence means everything above succeeded
     _log(f"{item.name}: complete ({marker})")

@@ -74,10 +74,41 @@ def is_training_instance(ann: Mapping[str, Any], image: Mapping[str, Any] | None
     return x2 > x1 and y2 > y1
 
 
+def _check_coco_file(ann_path: Path, data: Any, options: Mapping[str, Any]) -> dict[Any, Mapping[str, Any]]:
+    """Structure of one COCO-format file; returns its images by id. DataError names the file and item.
+
+    options: ``keypoints`` (K: every annotation carries 3 × K values), ``image_keys`` (keys every image
+    must have, e.g. CrowdPose's ``crowdIndex``).
+    """
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
+            or not isinstance(data.get("annotations"), list):
+        raise DataError(f"{ann_path}: expected a COCO-format object with `images` and `annotations` lists")
+    image_keys = ["id", "file_name", *options.get("image_keys", [])]
+    images: dict[Any, Mapping[str, Any]] = {}
+    for i, im in enumerate(data["images"]):
+        missing = [k for k in image_keys if not isinstance(im, dict) or k not in im]
+        if missing:
+            raise DataError(f"{ann_path}: images[{i}] lacks key(s) {', '.join(missing)}")
+        if im["id"] in images:
+            raise DataError(f"{ann_path}: images[{i}] repeats image id {im['id']}")
+        images[im["id"]] = im
+    k = options.get("keypoints")
+    if k is not None:
+        from vitpose.data.formats import check_coco_annotation
+
+        for i, ann in enumerate(data["annotations"]):
+            check_coco_annotation(ann, i, str(ann_path), int(k))
+            if ann["image_id"] not in images:
+                raise DataError(f"{ann_path}: annotation #{i} (id {ann['id']}) refers to image id "
+                                f"{ann['image_id']!r}, which is not in `images`")
+    return images
+
+
 def validate_coco_keypoints(root: Path, options: Mapping[str, Any]) -> Counts:
     """COCO-format keypoint splits (COCO, AIC, CrowdPose).
 
-    options: ``splits: {name: {annotations: rel.json, images: rel_dir}}``, optional ``files: [rel, ...]``.
+    options: ``splits: {name: {annotations: rel.json, images: rel_dir}}``, optional ``files: [rel, ...]``,
+    ``keypoints: K`` and ``image_keys: [key, ...]`` (see ``_check_coco_file``).
     Counts per split: ``<split>_images`` (images in the annotation file, all present on disk),
     ``<split>_annotations`` (all), ``<split>_instances`` (after ``is_training_instance``).
     """
@@ -85,10 +116,7 @@ def validate_coco_keypoints(root: Path, options: Mapping[str, Any]) -> Counts:
     for split, spec in options["splits"].items():
         ann_path = root / spec["annotations"]
         data = _load_json(ann_path)
-        if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
-                or not isinstance(data.get("annotations"), list):
-            raise DataError(f"{ann_path}: expected a COCO-format object with `images` and `annotations` lists")
-        images = {im["id"]: im for im in data["images"]}
+        images = _check_coco_file(ann_path, data, options)
         _check_images_present(ann_path, root / spec["images"], [im["file_name"] for im in data["images"]])
         counts[f"{split}_images"] = len(images)
         counts[f"{split}_annotations"] = len(data["annotations"])
@@ -132,21 +160,45 @@ def validate_coco_detections(root: Path, options: Mapping[str, Any]) -> Counts:
 def validate_mpii(root: Path, options: Mapping[str, Any]) -> Counts:
     """MPII in the OpenMMLab JSON layout: lists of ``{image, joints, joints_vis, center, scale}``.
 
-    options: ``images`` (dir), ``annotations`` (list of JSON files), ``files`` (e.g. mpii_gt_val.mat).
-    Counts: ``<stem>_annotations`` and ``<stem>_images`` per annotation file.
+    options: ``images`` (dir), ``annotations`` (list of JSON files), ``files`` (e.g. mpii_gt_val.mat);
+    ``joints: K`` checks every entry (image, center, positive scale, K joints and K joints_vis);
+    ``gt_mat`` (the .mat PCKh is computed against) with ``gt_for`` (the annotation file it scores) checks
+    the .mat's structure and that it holds one person per entry of that file.
+    Counts: ``<stem>_annotations`` and ``<stem>_images`` per annotation file, ``<gt stem>_people``.
     """
     _require_files(root, list(options.get("files", [])))
     counts: Counts = {}
     for rel in options["annotations"]:
         ann_path = root / rel
-        data = _load_json(ann_path)
-        if not isinstance(data, list) or not all(isinstance(a, dict) and "image" in a for a in data):
-            raise DataError(f"{ann_path}: expected a JSON list of objects with an `image` key")
+        if options.get("joints") is not None:
+            from vitpose.data.mpii import load_mpii_annotations
+
+            if not ann_path.is_file():
+                raise DataError(f"{ann_path} is missing")
+            data = load_mpii_annotations(ann_path, int(options["joints"]), require_joints=True)
+        else:
+            data = _load_json(ann_path)
+            if not isinstance(data, list) or not all(isinstance(a, dict) and "image" in a for a in data):
+                raise DataError(f"{ann_path}: expected a JSON list of objects with an `image` key")
         names = sorted({a["image"] for a in data})
         _check_images_present(ann_path, root / options["images"], names)
         stem = Path(rel).stem
         counts[f"{stem}_annotations"] = len(data)
         counts[f"{stem}_images"] = len(names)
+    if options.get("gt_mat"):
+        from vitpose.evaluation.pckh import load_mpii_gt
+
+        gt = load_mpii_gt(root / options["gt_mat"])
+        stem = Path(options["gt_mat"]).stem
+        counts[f"{stem}_people"] = len(gt)
+        scored = options.get("gt_for")
+        if scored:
+            n = counts.get(f"{Path(scored).stem}_annotations")
+            if n is None:
+                raise ConfigError(f"validate option gt_for: {scored} is not one of the `annotations`")
+            if n != len(gt):
+                raise DataError(f"{root / options['gt_mat']} holds {len(gt):,} people but {root / scored} "
+                                f"has {n:,} entries; the .mat must describe that file's people in order")
     return counts
 
 

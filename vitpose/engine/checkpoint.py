@@ -5,9 +5,15 @@ declared output, so Snakemake / DVC deleting outputs before a re-run does not lo
 released-format weights (the declared output) are exported separately by the trainer through
 `vitpose.models.checkpoint.save_vitpose_checkpoint`.
 
-Contents: model, optimizer and scheduler state, the epoch and global iteration reached, the RNG
-states of python / numpy / torch (and CUDA), and `extra` (data seed, config hash, ...). Everything is
-stored as tensors or plain Python values so it loads with `torch.load(weights_only=True)`.
+Contents: model, optimizer and scheduler state, the fp16 gradient scaler's state (when one is used),
+the epoch and global iteration reached, the RNG states of python / numpy / torch (and CUDA), and
+`extra` (data seed, config hash, ...). Everything is stored as tensors or plain Python values so it
+loads with `torch.load(weights_only=True)`.
+
+Writes go through `atomic_torch_save` (temporary file + fsync + rename: a kill or a full disk leaves
+the previous state intact, and a refused write is an OutputError naming `last.pth`); reads through
+`read_torch_file`, so a truncated file or one holding pickled code gets a message naming it and
+what to do (`RESUME_HINT`).
 """
 from __future__ import annotations
 
@@ -20,10 +26,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from vitpose.models.checkpoint import read_torch_file
 from vitpose.utils.errors import CheckpointError
-from vitpose.utils.io import atomic_save
+from vitpose.utils.io import atomic_torch_save
 
 STATE_FORMAT = "vitpose-train-state/1"
+# What to do about an unusable state; `--no-resume` is the finetune stage's flag (stages/finetune.py).
+RESUME_HINT = "start over with --no-resume (python -m stages.finetune) or delete {work_dir}"
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -77,11 +86,14 @@ def save_state(
     epoch: int,
     iteration: int,
     extra: dict[str, Any] | None = None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> None:
     """Write the training state atomically (a crash mid-write leaves the previous file intact).
 
     epoch: the epoch in progress (== completed epochs when saved at an epoch boundary);
-    iteration: optimizer steps completed since the start of training.
+    iteration: optimizer steps completed since the start of training;
+    scaler: the fp16 loss scaler, saved when enabled (its scale is part of exact resume).
+    Raises OutputError naming `path` when the file system refuses the write.
     """
     state = {
         "format": STATE_FORMAT,
@@ -93,7 +105,9 @@ def save_state(
         "rng": capture_rng_state(),
         "extra": dict(extra or {}),
     }
-    atomic_save(path, lambda tmp: torch.save(state, tmp))
+    if scaler is not None and scaler.is_enabled():
+        state["scaler"] = scaler.state_dict()
+    atomic_torch_save(path, state)
 
 
 def load_state(
@@ -104,29 +118,37 @@ def load_state(
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     restore_rng: bool = True,
     map_location: str | torch.device = "cpu",
+    scaler: torch.amp.GradScaler | None = None,
 ) -> dict[str, Any]:
     """Load a state written by `save_state` into the given objects.
 
     Returns {"epoch", "iteration", "extra", "rng"}. Raises CheckpointError naming the file when it
-    is not a training state or does not fit the model.
+    is missing, truncated or corrupt, holds pickled code, is not a training state or does not fit
+    the model; the unreadable cases say how to start over.
     """
     path = Path(path)
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: training state not found") from None
-    except Exception as exc:  # corrupt / truncated / foreign pickle
-        raise CheckpointError(f"{path}: not a readable training state ({exc})") from exc
+    hint = RESUME_HINT.format(work_dir=path.parent)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: training state not found")
+    state = read_torch_file(path, "training state", hint=hint, map_location=map_location)
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        raise CheckpointError(f"{path}: expected a training state with format {STATE_FORMAT!r}")
+        raise CheckpointError(f"{path}: expected a training state with format {STATE_FORMAT!r}; {hint}")
     try:
         unwrap(model).load_state_dict(state["model"], strict=True)
     except RuntimeError as exc:
-        raise CheckpointError(f"{path}: model weights do not match the configured model: {exc}") from exc
+        detail = " ".join(line.strip() for line in str(exc).splitlines()[1:3])[:300]  # after the title
+        raise CheckpointError(f"{path}: model weights do not match the configured model ({detail}); "
+                              f"{hint}") from exc
     if optimizer is not None:
-        optimizer.load_state_dict(state["optimizer"])
+        try:
+            optimizer.load_state_dict(state["optimizer"])
+        except (ValueError, KeyError) as exc:  # another parameter grouping (model or optimizer rule)
+            raise CheckpointError(f"{path}: optimizer state does not match the configured optimizer "
+                                  f"({exc}); {hint}") from exc
     if scheduler is not None:
         scheduler.load_state_dict(state["scheduler"])
+    if scaler is not None and "scaler" in state:
+        scaler.load_state_dict(state["scaler"])
     if restore_rng:
         restore_rng_state(state["rng"])
     return {k: state[k] for k in ("epoch", "iteration", "extra", "rng")}

@@ -18,7 +18,7 @@ from vitpose.config import RunConfig
 from vitpose.data.codec import heatmap_to_image, udp_decode
 from vitpose.data.dataset import TopDownCocoDataset
 from vitpose.data.keypoints import get_meta
-from vitpose.evaluation.coco_eval import evaluate_coco
+from vitpose.evaluation.coco_eval import evaluate_coco, require_evaluable
 from vitpose.evaluation.flip_test import flip_test as flip_average
 from vitpose.evaluation.postprocess import topdown_results
 from vitpose.models import build_model
@@ -123,6 +123,8 @@ def evaluate(
         model = load_model(cfg, checkpoint)
     model.to(device)
     dataset = build_val_dataset(cfg)
+    # Before the inference, not after it: a val split without scorable persons is a data error.
+    require_evaluable(dataset.coco, cfg.data.resolve("val_ann"))
     ev = cfg.eval
     results = predict(model, dataset, ev.batch_size, ev.flip_test, device,
                       nms_threshold=ev.nms_threshold, rescore_threshold=ev.rescore_threshold,

@@ -1,15 +1,24 @@
-"""The top-down training loop: one function, resumable, single-process or DDP.
+"""The training loop: one loop for every objective, resumable, single-process or DDP.
 
 `train(cfg, work_dir, out_checkpoint)` trains the configured model on the configured COCO-format
-data and exports the final weights in the released ViTPose checkpoint format. Resumable state lives
-in `work_dir` (not a declared output): `last.pth` (see engine/checkpoint.py) and `train_log.jsonl`
-(one JSON object per logged iteration: iter, epoch, loss, lr, time).
+data and exports the final weights in the released ViTPose format; `objective=` swaps what is
+trained (engine/objective.py: model, dataset, loss, export) and keeps everything here. Resumable
+state lives in `work_dir` (not a declared output): `last.pth` (engine/checkpoint.py) and
+`train_log.jsonl` (engine/trainlog.py: one JSON object per logged iteration: iter, epoch, loss, lr,
+time, plus the objective's extra scalars).
+
+The loop in parts (`Trainer`): `setup` (device, precision, modules, data, optimizer, schedule),
+`resume` (restore `last.pth`, trim the log), `run` → `train_epoch` → `step` (one optimizer step),
+`save` (at epoch ends every `checkpoint_every_epochs`, every `checkpoint_every_iters` iterations, and
+when stopped) and `export` (the objective's final file).
 
 Exact resume. The data order is a DistributedSampler permutation seeded with seed + epoch and each
 sample's augmentation is drawn from (seed, epoch, index) (vitpose/data/loader.py), so the batches of
-an epoch do not depend on the worker count or on earlier epochs. A run resumed mid-epoch rebuilds the
-epoch's loader, replays (loads and discards) the batches it had already trained on, then restores the
-saved RNG states (dropout / drop-path) — on CPU the weights end bit-identical to an uninterrupted run.
+an epoch do not depend on the worker count or on earlier epochs. A run resumed mid-epoch (from an
+N-iteration save or a stop) rebuilds the epoch's loader, replays (loads and discards) the batches it
+had already trained on, then restores the saved RNG states (dropout / drop-path) — on CPU the weights
+end bit-identical to an uninterrupted run. A process killed outright (SIGKILL, node loss) restarts
+from the last save and repeats at most `checkpoint_every_iters` iterations.
 
 Distributed: with WORLD_SIZE > 1 in the environment (torchrun, or the SLURM launcher) every rank
 trains on its 1 / world_size share of each epoch, `batch_size` being the global batch; only rank 0
@@ -17,12 +26,12 @@ writes files.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,21 +39,27 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from vitpose.config import RunConfig, config_hash, resolve_path
-from vitpose.data.dataset import TopDownCocoDataset
-from vitpose.data.keypoints import get_meta
+from vitpose.config import RunConfig, config_hash
 from vitpose.data.loader import build_dataloader
 from vitpose.engine import distributed as D
-from vitpose.engine.checkpoint import load_state, restore_rng_state, save_state
-from vitpose.engine.loss import keypoint_mse_loss
-from vitpose.engine.optim import build_optimizer
-from vitpose.engine.schedule import build_scheduler
-from vitpose.models import build_model
+from vitpose.engine.checkpoint import RESUME_HINT, load_state, restore_rng_state, save_state
+from vitpose.engine.objective import (  # noqa: F401 - re-exported: the trainer's public names
+    HeatmapObjective,
+    Models,
+    Objective,
+    TrainModules,
+    build_model_for_training,
+    build_train_dataset,
+    export_checkpoint,
+)
+from vitpose.engine.trainlog import TrainLog
+from vitpose.models.checkpoint import load_pretrained  # noqa: F401 - re-exported (moved there)
 from vitpose.utils.errors import CheckpointError, ConfigError, DataError
-from vitpose.utils.io import atomic_write_text
+from vitpose.utils.io import remove_stale_temps
 
 STATE_FILE = "last.pth"
 LOG_FILE = "train_log.jsonl"
+RESERVED_LOG_KEYS = ("iter", "epoch", "loss", "lr", "time")
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
@@ -69,77 +84,13 @@ def train_device(local_rank: int = 0) -> torch.device:
     return torch.device("cpu")
 
 
-def build_train_dataset(cfg: RunConfig) -> TopDownCocoDataset:
-    """Ground-truth person crops of the training split, with the released augmentation."""
-    data = cfg.data
-    return TopDownCocoDataset(
-        ann_file=data.resolve("train_ann"),
-        img_dir=data.resolve("train_images"),
-        meta=get_meta(data.keypoints),
-        input_size=tuple(cfg.model.input_size),
-        heatmap_size=tuple(cfg.model.heatmap_size),
-        train=True,
-        sigma=data.sigma,
-    )
-
-
-def load_pretrained(model: torch.nn.Module, path: Path) -> None:
-    """Initialise from an MAE file (`model` entry: backbone only) or a released ViTPose file
-    (`state_dict` entry: every matching weight, the rest keeps its initialisation)."""
-    from vitpose.models.checkpoint import load_mae_checkpoint, load_vitpose_checkpoint
-
-    if not path.is_file():
-        raise CheckpointError(f"{path}: pretrained checkpoint not found (config key 'pretrained')")
-    try:  # peek at the top-level keys without reading a multi-GB file into memory
-        top = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # legacy (non-zip) files cannot be mapped; the loaders report real errors
-        top = {}
-    if isinstance(top, dict) and "model" in top:
-        load_mae_checkpoint(model, path)
-    else:
-        load_vitpose_checkpoint(model, path, strict=False)
-
-
-def build_model_for_training(cfg: RunConfig) -> torch.nn.Module:
-    """The configured model, initialised from `cfg.pretrained` when given."""
-    model = build_model(cfg.model)
-    if cfg.pretrained:
-        load_pretrained(model, resolve_path(cfg.pretrained))
-    return model
-
-
-def export_checkpoint(model: torch.nn.Module, path: Path, cfg: RunConfig, summary: dict) -> None:
-    """Final weights in the released ViTPose format (`state_dict` + `meta`), written atomically."""
-    from vitpose.models.checkpoint import save_vitpose_checkpoint
-
-    meta = {"run": cfg.run, "scale": cfg.scale, "config_hash": config_hash(cfg.to_dict()),
-            "iterations": summary["iterations"], "epochs": cfg.train.epochs,
-            "train_time_s": summary["train_time_s"]}
-    save_vitpose_checkpoint(model, path, meta=meta)
-
-
-class TrainLog:
-    """`train_log.jsonl`, appended by rank 0; on resume, entries past the restored iteration go."""
-
-    def __init__(self, path: Path, enabled: bool) -> None:
-        self.path = path
-        self.enabled = enabled
-
-    def truncate_after(self, iteration: int) -> None:
-        if not self.enabled or not self.path.exists():
-            return
-        kept = [line for line in self.path.read_text().splitlines()
-                if line.strip() and json.loads(line)["iter"] <= iteration]
-        atomic_write_text(self.path, "".join(line + "\n" for line in kept))
-
-    def reset(self) -> None:
-        if self.enabled and self.path.exists():
-            self.path.unlink()
-
-    def write(self, record: dict) -> None:
-        if self.enabled:
-            with open(self.path, "a") as f:
-                f.write(json.dumps(record) + "\n")
+def state_hash(cfg: RunConfig) -> str:
+    """The configuration a training state belongs to: the config hash without the save cadence
+    `train.checkpoint_every_iters`, which does not change the weights (so it may change between the
+    segments of a run — and states written before the key existed still resume)."""
+    d = cfg.to_dict()
+    d.get("train", {}).pop("checkpoint_every_iters", None)
+    return config_hash(d)
 
 
 def _stop_requested(should_stop: Callable[[], bool] | None, device: torch.device) -> bool:
@@ -156,6 +107,321 @@ def _stop_requested(should_stop: Callable[[], bool] | None, device: torch.device
     return bool(flag.item())
 
 
+class LogInterval:
+    """Sums of the loss (and the objective's extra scalars) over the open log interval.
+
+    Kept as float64 tensors on the device (no GPU sync per step) and saved with the state, so that a
+    resumed run logs the same means as an uninterrupted one.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.sums: dict[str, torch.Tensor] = {"loss": self._zero()}
+        self.count = 0
+
+    def _zero(self) -> torch.Tensor:
+        return torch.zeros((), dtype=torch.float64, device=self.device)
+
+    def add(self, loss: torch.Tensor, scalars: dict[str, torch.Tensor]) -> None:
+        self.sums["loss"] += loss.detach()
+        for name, value in scalars.items():
+            if name in RESERVED_LOG_KEYS:
+                raise ValueError(f"objective scalar {name!r}: the log reserves {RESERVED_LOG_KEYS}")
+            if name not in self.sums:
+                self.sums[name] = self._zero()
+            self.sums[name] += value.detach() if isinstance(value, torch.Tensor) else float(value)
+        self.count += 1
+
+    def means(self) -> dict[str, float]:
+        """Means over the interval, averaged over ranks (a collective under DDP)."""
+        names = list(self.sums)
+        mean = D.all_reduce_mean(torch.stack([self.sums[n] for n in names]) / self.count).float()
+        return dict(zip(names, mean.tolist()))
+
+    def reset(self) -> None:
+        for value in self.sums.values():
+            value.zero_()
+        self.count = 0
+
+    def state(self) -> dict[str, Any]:
+        extra = {n: float(v) for n, v in self.sums.items() if n != "loss"}
+        return {"loss_sum": float(self.sums["loss"]), "loss_count": self.count, "log_sums": extra}
+
+    def load(self, extra: dict[str, Any]) -> None:
+        self.sums["loss"].fill_(extra.get("loss_sum", 0.0))
+        for name, value in extra.get("log_sums", {}).items():
+            self.sums[name] = self._zero().fill_(value)
+        self.count = int(extra.get("loss_count", 0))
+
+
+@dataclass
+class Setup:
+    """Everything `Trainer` builds before the first step."""
+
+    info: D.DistInfo
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    modules: TrainModules
+    net: torch.nn.Module  # modules.model, DDP-wrapped when distributed (wrapped after resume)
+    loader: torch.utils.data.DataLoader
+    iters_per_epoch: int
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    epochs: int
+
+    @property
+    def total_iters(self) -> int:
+        return self.epochs * self.iters_per_epoch
+
+
+def setup(cfg: RunConfig, objective: Objective, info: D.DistInfo) -> Setup:
+    """Device, precision, seeded modules, the data loader, optimizer, schedule and loss scaler."""
+    device = train_device(info.local_rank)
+    amp_dtype = resolve_precision(cfg.train.precision, device)
+    tc = cfg.train
+    if tc.batch_size % info.world_size:
+        raise ConfigError(f"train.batch_size: {tc.batch_size} does not split evenly over "
+                          f"{info.world_size} processes")
+    # Same seed on every rank: identical initial weights (DDP also broadcasts them).
+    torch.manual_seed(cfg.seed)
+    modules = objective.build(cfg)
+    modules.model.to(device)
+    for aux in modules.frozen.values():
+        aux.to(device).eval().requires_grad_(False)
+    dataset = objective.build_dataset(cfg)
+    per_rank_batch = tc.batch_size // info.world_size
+    loader = build_dataloader(dataset, batch_size=per_rank_batch, shuffle=True,
+                              num_workers=cfg.data.num_workers, seed=cfg.seed, drop_last=True,
+                              distributed=info.world_size > 1)
+    iters_per_epoch = len(loader)
+    if len(dataset) == 0:
+        raise DataError(f"{objective.describe_data(cfg)}: the dataset has no training instance "
+                        f"(no person annotation with labelled keypoints); nothing to train on")
+    if iters_per_epoch == 0:
+        raise DataError(f"{objective.describe_data(cfg)}: {len(dataset)} training instances give no "
+                        f"full batch of {per_rank_batch} per process; lower train.batch_size")
+    optimizer = objective.build_optimizer(modules.model, cfg)
+    scheduler = objective.build_scheduler(optimizer, iters_per_epoch, cfg)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    return Setup(info, device, amp_dtype, modules, modules.model, loader, iters_per_epoch,
+                 optimizer, scheduler, scaler, tc.epochs)
+
+
+class Trainer:
+    """One segment of a run: set up, resume, train until done or stopped, save, export.
+
+    `train()` is the entry point; the class exists so that each part is small and the objective is
+    the only thing that varies between kinds of training.
+    """
+
+    def __init__(self, cfg: RunConfig, work_dir: str | os.PathLike, out_checkpoint: str | os.PathLike,
+                 objective: Objective, progress: bool = True, t_start: float | None = None) -> None:
+        self.t_start = time.time() if t_start is None else t_start
+        if cfg.unavailable:
+            raise ConfigError(f"run {cfg.run}: unavailable: {cfg.unavailable}")
+        self.cfg, self.objective, self.progress = cfg, objective, progress
+        self.work_dir, self.out_checkpoint = Path(work_dir), Path(out_checkpoint)
+        info = D.init_from_env()
+        self.main = info.is_main
+        # Nothing is created under work/ until the first log line or state is written, so bad input
+        # (in the configuration, or in the data the first batches read) leaves no directory behind.
+        self.s = setup(cfg, objective, info)
+        self.state_path = self.work_dir / STATE_FILE
+        self.log = TrainLog(self.work_dir / LOG_FILE, enabled=self.main)
+        self.chash = state_hash(cfg)
+        self.iteration = 0
+        self.saved_at = -1  # iteration of the state on disk (no double save at one iteration)
+        self.saved_rng: dict | None = None  # restored once the resumed epoch's batches are replayed
+        self.time_before = 0.0  # training time of the earlier segments of this run
+        self.interval = LogInterval(self.s.device)
+        self.final_loss = math.nan
+        self.interrupted = False
+        self.resumed_from = 0
+
+    # ------------------------------------------------------------------------------------ resume
+    def resume(self, enabled: bool = True) -> None:
+        """Continue from `last.pth` when present and `enabled`; else start over (log reset).
+
+        Then seed the per-rank RNG and wrap the model in DDP: call it once, before `run`.
+        """
+        if self.main:  # leftovers of writes killed half-way (the files themselves are intact)
+            for path in (self.state_path, self.log.path, self.out_checkpoint):
+                remove_stale_temps(path)
+        if enabled and self.state_path.exists():
+            s = self.s
+            # CPU map: RNG states must stay CPU tensors; weights and moments are copied to the device.
+            state = load_state(self.state_path, model=s.modules.model, optimizer=s.optimizer,
+                               scheduler=s.scheduler, restore_rng=False, map_location="cpu",
+                               scaler=s.scaler)
+            extra = state["extra"]
+            if (extra.get("resume_hash") != self.chash or extra.get("iters_per_epoch") != s.iters_per_epoch
+                    or extra.get("objective", HeatmapObjective.name) != self.objective.name):
+                raise CheckpointError(
+                    f"{self.state_path}: training state of a different configuration (config hash, "
+                    f"objective or iterations per epoch differ); "
+                    f"{RESUME_HINT.format(work_dir=self.work_dir)}")
+            self.iteration = self.saved_at = state["iteration"]
+            self.saved_rng = state["rng"]
+            self.time_before = float(extra.get("train_time_s", 0.0))
+            self.interval.load(extra)
+            self.log.truncate_after(self.iteration)
+        else:
+            self.log.reset()
+        self.resumed_from = self.iteration
+        # Augmentation is keyed by (seed, epoch, index); dropout / drop-path differ per rank.
+        torch.manual_seed(self.cfg.seed + 1000 * self.s.info.rank + 1)
+        if self.s.info.world_size > 1:
+            device = self.s.device
+            self.s.net = DistributedDataParallel(
+                self.s.modules.model, device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=self.objective.find_unused_parameters)
+
+    # ------------------------------------------------------------------------------------ save
+    def save(self) -> None:
+        """Write `last.pth` (rank 0) at the current iteration; a collective under DDP."""
+        if self.saved_at == self.iteration:
+            return
+        s = self.s
+        if self.main:
+            save_state(self.state_path, model=s.modules.model, optimizer=s.optimizer,
+                       scheduler=s.scheduler, epoch=self.iteration // s.iters_per_epoch,
+                       iteration=self.iteration, scaler=s.scaler,
+                       # config_hash: the run's identity, as in config.json and metrics.json;
+                       # resume_hash: what a state must match to be resumed (see state_hash)
+                       extra={"config_hash": self.cfg.hash, "resume_hash": self.chash,
+                              "iters_per_epoch": s.iters_per_epoch,
+                              "seed": self.cfg.seed, "objective": self.objective.name,
+                              "train_time_s": self.train_time_s(),
+                              # the open log interval, so a resumed run logs the same means
+                              **self.interval.state()})
+        self.saved_at = self.iteration
+        D.barrier()
+
+    def train_time_s(self) -> float:
+        return self.time_before + time.time() - self.t_start
+
+    # ------------------------------------------------------------------------------------ loop
+    def models(self) -> Models:
+        s = self.s
+        if s.amp_dtype is None:
+            autocast: Callable[[], AbstractContextManager] = nullcontext
+        else:
+            def autocast() -> AbstractContextManager:
+                return torch.autocast(device_type=s.device.type, dtype=s.amp_dtype)
+        return Models(net=s.net, model=s.modules.model, frozen=s.modules.frozen, device=s.device,
+                      autocast=autocast)
+
+    def step(self, batch: Any, models: Models) -> None:
+        """One optimizer step on `batch`; the loss is accumulated into the open log interval."""
+        s, tc = self.s, self.cfg.train
+        loss, scalars = self.objective.loss(batch, models)
+        s.optimizer.zero_grad(set_to_none=True)
+        s.scaler.scale(loss).backward()
+        if tc.grad_clip is not None:
+            s.scaler.unscale_(s.optimizer)
+            torch.nn.utils.clip_grad_norm_(s.modules.model.parameters(), tc.grad_clip)
+        s.scaler.step(s.optimizer)
+        s.scaler.update()
+        s.scheduler.step()
+        self.iteration += 1
+        self.interval.add(loss, scalars)
+
+    def maybe_log(self, epoch: int) -> None:
+        """Close the log interval every `log_every_iters` iterations (and at the very end)."""
+        tc = self.cfg.train
+        if not (self.iteration % tc.log_every_iters == 0 or self.iteration == self.s.total_iters):
+            return
+        count = self.interval.count
+        means = self.interval.means()
+        mean_loss = means.pop("loss")
+        if not math.isfinite(mean_loss):  # checked here, not per step: no GPU sync per step
+            raise FloatingPointError(f"run {self.cfg.run}: training loss became {mean_loss} "
+                                     f"by iteration {self.iteration}")
+        lr = max(g["lr"] for g in self.s.optimizer.param_groups)
+        now = time.time()
+        self.log.write({"iter": self.iteration, "epoch": epoch, "loss": mean_loss, **means, "lr": lr,
+                        "time": (now - self.t_log) / count})
+        self.bar.set_postfix(loss=f"{mean_loss:.3g}", lr=f"{lr:.2e}")
+        self.final_loss, self.t_log = mean_loss, now
+        self.interval.reset()
+
+    def train_epoch(self, epoch: int, stop: Callable[[], bool]) -> bool:
+        """Train (the rest of) `epoch`; True when `stop()` fired after some iteration."""
+        s, every = self.s, self.cfg.train.checkpoint_every_iters
+        s.loader.sampler.set_epoch(epoch)
+        batches = iter(s.loader)
+        for _ in range(self.iteration - epoch * s.iters_per_epoch):  # mid-epoch resume: replay
+            next(batches)
+        if self.saved_rng is not None:
+            restore_rng_state(self.saved_rng)
+            self.saved_rng = None
+        models = self.models()
+        for batch in batches:
+            self.step(batch, models)
+            self.bar.update(1)
+            self.maybe_log(epoch)
+            if every is not None and self.iteration % every == 0:
+                self.save()
+            if stop():
+                return True
+        return False
+
+    def run(self, stop_after_iters: int | None = None,
+            should_stop: Callable[[], bool] | None = None) -> None:
+        """Epochs from the resumed iteration to the end, or until stopped (then `interrupted`)."""
+        s, tc = self.s, self.cfg.train
+
+        def stop() -> bool:
+            return ((stop_after_iters is not None and self.iteration >= stop_after_iters)
+                    or _stop_requested(should_stop, s.device))
+
+        self.bar = tqdm(total=s.total_iters, initial=self.iteration, desc=f"train {self.cfg.run}",
+                        unit="it", disable=not (self.progress and self.main), dynamic_ncols=True)
+        self.t_log = time.time()
+        s.modules.model.train()
+        try:
+            for epoch in range(self.iteration // s.iters_per_epoch, tc.epochs):
+                if stop_after_iters is not None and self.iteration >= stop_after_iters:
+                    self.interrupted = True
+                    break
+                if self.train_epoch(epoch, stop) and self.iteration < s.total_iters:
+                    self.interrupted = True
+                    self.save()
+                    break
+                if (epoch + 1) % tc.checkpoint_every_epochs == 0 or epoch + 1 == tc.epochs:
+                    self.save()
+        finally:
+            self.bar.close()
+
+    # ------------------------------------------------------------------------------------ export
+    def summary(self) -> dict[str, Any]:
+        s, tc = self.s, self.cfg.train
+        return {
+            "run": self.cfg.run,
+            "iterations": self.iteration,
+            "total_iters": s.total_iters,
+            "epochs": tc.epochs,
+            "iters_per_epoch": s.iters_per_epoch,
+            "final_loss": self.final_loss,
+            "lr": tc.lr,
+            "world_size": s.info.world_size,
+            "precision": {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[s.amp_dtype],
+            "interrupted": self.interrupted,
+            "resumed_from": self.resumed_from,
+            "wall_time_s": time.time() - self.t_start,
+            "train_time_s": self.train_time_s(),  # all segments of this run
+            "checkpoint": None,
+        }
+
+    def export(self, summary: dict[str, Any]) -> None:
+        """The objective's final file at `out_checkpoint` (rank 0), once training has finished."""
+        if self.main:
+            self.objective.export(self.s.modules.model, self.out_checkpoint, self.cfg, summary)
+        summary["checkpoint"] = str(self.out_checkpoint)
+        D.barrier()
+
+
 def train(
     cfg: RunConfig,
     work_dir: str | os.PathLike,
@@ -164,169 +430,23 @@ def train(
     stop_after_iters: int | None = None,
     progress: bool = True,
     should_stop: Callable[[], bool] | None = None,
+    objective: Objective | None = None,
 ) -> dict[str, Any]:
-    """Train `cfg.model` on `cfg.data` with `cfg.train`; export the weights to `out_checkpoint`.
+    """Train with `objective` (default: heatmap finetuning of `cfg.model` on `cfg.data`) under
+    `cfg.train`; export the weights to `out_checkpoint`.
 
     resume: continue from `work_dir/last.pth` when present (else start over).
     stop_after_iters: save the state and return after this many iterations in total (simulates a
         kill in tests); should_stop: polled every iteration (e.g. a SLURM pre-emption signal), same
         effect. Both return a summary with `interrupted` True and export nothing.
-    Returns a summary dict (iterations, epochs, iters_per_epoch, final_loss, effective_lr,
+    Returns a summary dict (iterations, epochs, iters_per_epoch, final_loss, lr,
     world_size, precision, interrupted, resumed_from, wall_time_s, checkpoint).
     """
-    t_start = time.time()
-    if cfg.unavailable:
-        raise ConfigError(f"run {cfg.run}: unavailable: {cfg.unavailable}")
-    info = D.init_from_env()
-    device = train_device(info.local_rank)
-    amp_dtype = resolve_precision(cfg.train.precision, device)
-    work_dir = Path(work_dir)
-    out_checkpoint = Path(out_checkpoint)
-    main = info.is_main
-    if main:
-        work_dir.mkdir(parents=True, exist_ok=True)
-
-    tc = cfg.train
-    if tc.batch_size % info.world_size:
-        raise ConfigError(f"train.batch_size: {tc.batch_size} does not split evenly over "
-                          f"{info.world_size} processes")
-    # Same seed on every rank: identical initial weights (DDP also broadcasts them).
-    torch.manual_seed(cfg.seed)
-    model = build_model_for_training(cfg).to(device)
-    dataset = build_train_dataset(cfg)
-    per_rank_batch = tc.batch_size // info.world_size
-    loader = build_dataloader(dataset, batch_size=per_rank_batch, shuffle=True,
-                              num_workers=cfg.data.num_workers, seed=cfg.seed, drop_last=True,
-                              distributed=info.world_size > 1)
-    iters_per_epoch = len(loader)
-    if iters_per_epoch == 0:
-        raise DataError(f"{cfg.data.resolve('train_ann')}: {len(dataset)} training instances give no "
-                        f"full batch of {per_rank_batch} per process; lower train.batch_size")
-    total_iters = tc.epochs * iters_per_epoch
-
-    optimizer = build_optimizer(model, tc.effective_lr, tc.weight_decay, tc.betas, tc.layer_decay)
-    scheduler = build_scheduler(optimizer, iters_per_epoch, tc.milestones, tc.gamma,
-                                tc.warmup_iters, tc.warmup_ratio)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    chash = config_hash(cfg.to_dict())
-    state_path = work_dir / STATE_FILE
-    log = TrainLog(work_dir / LOG_FILE, enabled=main)
-
-    iteration, saved_rng, time_before = 0, None, 0.0  # time_before: earlier segments of this run
-    loss_sum, loss_count = torch.zeros((), dtype=torch.float64, device=device), 0  # open log interval
-    if resume and state_path.exists():
-        # CPU map: RNG states must stay CPU tensors; weights and moments are copied to the device.
-        state = load_state(state_path, model=model, optimizer=optimizer, scheduler=scheduler,
-                           restore_rng=False, map_location="cpu")
-        extra = state["extra"]
-        if extra.get("config_hash") != chash or extra.get("iters_per_epoch") != iters_per_epoch:
-            raise CheckpointError(
-                f"{state_path}: training state of a different configuration (config hash or iterations "
-                f"per epoch differ); delete {work_dir} to start over")
-        iteration, saved_rng = state["iteration"], state["rng"]
-        time_before = float(extra.get("train_time_s", 0.0))
-        loss_sum.fill_(extra.get("loss_sum", 0.0))
-        loss_count = int(extra.get("loss_count", 0))
-        log.truncate_after(iteration)
-    else:
-        log.reset()
-    resumed_from = iteration
-    # Augmentation is keyed by (seed, epoch, index); dropout / drop-path differ per rank.
-    torch.manual_seed(cfg.seed + 1000 * info.rank + 1)
-
-    net = model
-    if info.world_size > 1:
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-
-    def save(epoch: int) -> None:
-        if main:
-            save_state(state_path, model=model, optimizer=optimizer, scheduler=scheduler,
-                       epoch=epoch, iteration=iteration,
-                       extra={"config_hash": chash, "iters_per_epoch": iters_per_epoch, "seed": cfg.seed,
-                              "train_time_s": time_before + time.time() - t_start,
-                              # the open log interval, so a resumed run logs the same means
-                              "loss_sum": float(loss_sum), "loss_count": loss_count})
-        D.barrier()
-
-    bar = tqdm(total=total_iters, initial=iteration, desc=f"train {cfg.run}", unit="it",
-               disable=not (progress and main), dynamic_ncols=True)
-    autocast = (torch.autocast(device_type=device.type, dtype=amp_dtype) if amp_dtype is not None
-                else nullcontext())
-    t_log, final_loss = time.time(), math.nan
-    interrupted = False
-    model.train()
-    start_epoch = iteration // iters_per_epoch
-    for epoch in range(start_epoch, tc.epochs):
-        if interrupted or (stop_after_iters is not None and iteration >= stop_after_iters):
-            interrupted = True
-            break
-        loader.sampler.set_epoch(epoch)
-        batches = iter(loader)
-        for _ in range(iteration - epoch * iters_per_epoch):  # mid-epoch resume: replay
-            next(batches)
-        if saved_rng is not None:
-            restore_rng_state(saved_rng)
-            saved_rng = None
-        for batch in batches:
-            images = batch["img"].to(device, non_blocking=True)               # (B, 3, H, W)
-            target = batch["target"].to(device, non_blocking=True)            # (B, K, h, w)
-            weight = batch["target_weight"].to(device, non_blocking=True)     # (B, K)
-            with autocast:
-                heatmaps = net(images)                                        # (B, K, h, w)
-            loss = keypoint_mse_loss(heatmaps, target, weight)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if tc.grad_clip is not None:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            iteration += 1
-            loss_sum += loss.detach()
-            loss_count += 1
-            bar.update(1)
-
-            if iteration % tc.log_every_iters == 0 or iteration == total_iters:
-                mean_loss = float(D.all_reduce_mean(loss_sum / loss_count).float())
-                if not math.isfinite(mean_loss):  # checked here, not per step: no GPU sync per step
-                    raise FloatingPointError(f"run {cfg.run}: training loss became {mean_loss} "
-                                             f"by iteration {iteration}")
-                lr = max(g["lr"] for g in optimizer.param_groups)
-                now = time.time()
-                log.write({"iter": iteration, "epoch": epoch, "loss": mean_loss, "lr": lr,
-                           "time": (now - t_log) / loss_count})
-                bar.set_postfix(loss=f"{mean_loss:.3g}", lr=f"{lr:.2e}")
-                final_loss, loss_sum, loss_count, t_log = mean_loss, loss_sum * 0, 0, now
-            if (stop_after_iters is not None and iteration >= stop_after_iters) or _stop_requested(should_stop, device):
-                interrupted = iteration < total_iters
-                break
-        if interrupted:
-            save(epoch)
-            break
-        if (epoch + 1) % tc.checkpoint_every_epochs == 0 or epoch + 1 == tc.epochs:
-            save(epoch + 1)
-    bar.close()
-
-    summary = {
-        "run": cfg.run,
-        "iterations": iteration,
-        "total_iters": total_iters,
-        "epochs": tc.epochs,
-        "iters_per_epoch": iters_per_epoch,
-        "final_loss": final_loss,
-        "effective_lr": tc.effective_lr,
-        "world_size": info.world_size,
-        "precision": {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype],
-        "interrupted": interrupted,
-        "resumed_from": resumed_from,
-        "wall_time_s": time.time() - t_start,
-        "train_time_s": time_before + time.time() - t_start,  # all segments of this run
-        "checkpoint": None,
-    }
-    if not interrupted:
-        if main:
-            export_checkpoint(model, out_checkpoint, cfg, summary)
-        summary["checkpoint"] = str(out_checkpoint)
-        D.barrier()
+    trainer = Trainer(cfg, work_dir, out_checkpoint, objective or HeatmapObjective(), progress,
+                      t_start=time.time())
+    trainer.resume(resume)
+    trainer.run(stop_after_iters, should_stop)
+    summary = trainer.summary()
+    if not trainer.interrupted:
+        trainer.export(summary)
     return summary

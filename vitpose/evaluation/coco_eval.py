@@ -18,12 +18,12 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from vitpose.data.formats import PERSON_CATEGORY_ID, check_coco_annotation, fill_coco_defaults
 from vitpose.utils.errors import DataError
 from vitpose.utils.io import atomic_write_json
 
 # Order of COCOeval.stats for iouType="keypoints".
 STAT_NAMES = ("AP", "AP50", "AP75", "APM", "APL", "AR", "AR50", "AR75", "ARM", "ARL")
-_GT_KEYS = ("id", "image_id", "category_id", "keypoints", "num_keypoints", "bbox", "iscrowd")
 _RESULT_KEYS = ("image_id", "category_id", "keypoints", "score")
 
 
@@ -31,12 +31,18 @@ def load_ground_truth(ann_file: str | Path, area_from_bbox: bool = False) -> COC
     """Read and check a COCO-format keypoint annotation file.
 
     Args:
-        ann_file: JSON with ``images``, ``annotations`` and ``categories``.
+        ann_file: JSON with ``images`` and ``annotations`` (``categories`` defaults to the person).
         area_from_bbox: replace each annotation's area by ``0.53 · w · h`` of its box, the OKS area of
-            datasets without segmentation areas (AIC, CrowdPose; REFERENCE §6).
+            datasets without segmentation areas (AIC, CrowdPose; xtcocotools' ``use_area=False``,
+            REFERENCE §6).
+
+    Annotations need ``id``, ``image_id``, ``keypoints`` and ``bbox``; missing ``iscrowd``,
+    ``category_id``, ``num_keypoints`` and ``area`` get mmpose's defaults
+    (:func:`vitpose.data.formats.fill_coco_defaults`: 0, person, counted, w · h), as OpenMMLab's AIC
+    files lack ``iscrowd`` and ``area``.
 
     Raises:
-        DataError naming the file and the offending key or annotation id.
+        DataError naming the file and the offending key or annotation (index and id).
     """
     ann_file = Path(ann_file)
     if not ann_file.is_file():
@@ -47,17 +53,16 @@ def load_ground_truth(ann_file: str | Path, area_from_bbox: bool = False) -> COC
         raise DataError(f"annotation file {ann_file} is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise DataError(f"annotation file {ann_file}: expected a JSON object at the top level")
+    data.setdefault("categories", [{"id": PERSON_CATEGORY_ID, "name": "person"}])
     for key in ("images", "annotations", "categories"):
         if not isinstance(data.get(key), list):
             raise DataError(f"annotation file {ann_file}: expected a list under key {key!r}")
+    for i, image in enumerate(data["images"]):
+        if not isinstance(image, dict) or "id" not in image:
+            raise DataError(f"annotation file {ann_file}: images[{i}] lacks key 'id'")
     seen: set = set()
-    for ann in data["annotations"]:
-        missing = [k for k in _GT_KEYS if k not in ann]
-        if missing:
-            raise DataError(
-                f"annotation file {ann_file}: annotation {ann.get('id', '?')} lacks key(s) "
-                f"{', '.join(missing)}"
-            )
+    for i, ann in enumerate(data["annotations"]):
+        check_coco_annotation(ann, i, f"annotation file {ann_file}")
         # pycocotools records matches by annotation id and treats id 0 as "unmatched".
         if ann["id"] == 0:
             raise DataError(
@@ -67,18 +72,51 @@ def load_ground_truth(ann_file: str | Path, area_from_bbox: bool = False) -> COC
         if ann["id"] in seen:
             raise DataError(f"annotation file {ann_file}: duplicate annotation id {ann['id']}")
         seen.add(ann["id"])
+        fill_coco_defaults(ann)
         if area_from_bbox:
             ann["area"] = 0.53 * float(ann["bbox"][2]) * float(ann["bbox"][3])
-        elif "area" not in ann:
-            raise DataError(
-                f"annotation file {ann_file}: annotation {ann['id']} lacks key 'area' "
-                "(pass area_from_bbox=True for datasets without areas)"
-            )
     coco = COCO()
     coco.dataset = data
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress chatter
         coco.createIndex()
     return coco
+
+
+def evaluable_count(coco_gt: COCO, image_ids: Iterable | None = None) -> int:
+    """How many ground-truth persons pycocotools' keypoint evaluation would score.
+
+    As ``COCOeval.evaluate`` counts them: an annotation of a listed image and category that is not crowd
+    and has ``num_keypoints > 0`` (where the field is absent, the keypoints with visibility > 0).
+    """
+    images = set(coco_gt.getImgIds()) if image_ids is None else set(image_ids)
+    categories = set(coco_gt.getCatIds())
+    count = 0
+    for ann in coco_gt.dataset["annotations"]:
+        if ann.get("image_id") not in images or ann.get("category_id") not in categories:
+            continue
+        if ann.get("iscrowd", 0):  # pycocotools overwrites any `ignore` flag with iscrowd
+            continue
+        num = ann.get("num_keypoints")
+        if num is None:
+            num = int(np.count_nonzero(np.asarray(ann.get("keypoints", []), dtype=np.float64)[2::3] > 0))
+        count += num > 0
+    return count
+
+
+def require_evaluable(coco_gt: COCO, ann_file: str | Path, image_ids: Iterable | None = None) -> None:
+    """DataError naming ``ann_file`` when it has no ground truth to score.
+
+    pycocotools then reports -1 (or 0) for every metric, which would be written and tabulated as if it
+    were a result; an empty or all-crowd val split is a data problem, reported before any inference.
+    """
+    if evaluable_count(coco_gt, image_ids) > 0:
+        return
+    anns = coco_gt.dataset["annotations"]
+    raise DataError(
+        f"annotation file {ann_file}: no ground truth to evaluate against: none of its {len(anns)} "
+        f"annotation(s) on {len(coco_gt.getImgIds())} image(s) is a non-crowd person with at least one "
+        "labelled keypoint (num_keypoints > 0), so AP / AR would be undefined; no metric was computed"
+    )
 
 
 def check_results(
@@ -204,6 +242,7 @@ def evaluate_coco(
     """
     sigmas_arr = None if sigmas is None else np.asarray(sigmas, dtype=np.float64).reshape(-1)
     coco_gt = load_ground_truth(ann_file, area_from_bbox=area_from_bbox)
+    require_evaluable(coco_gt, ann_file)  # before the results: an empty split explains "no results" too
     k = keypoint_count(coco_gt, sigmas_arr, ann_file)
     clean = check_results(results, coco_gt, k, ann_file, results_file)
     coco_eval = run_cocoeval(coco_gt, [dict(r) for r in clean], sigmas_arr)

@@ -12,7 +12,13 @@ from typing import Sequence
 import numpy as np
 
 from vitpose.data.keypoints import CROWDPOSE
-from vitpose.evaluation.coco_eval import check_results, keypoint_count, load_ground_truth, run_cocoeval
+from vitpose.evaluation.coco_eval import (
+    check_results,
+    keypoint_count,
+    load_ground_truth,
+    require_evaluable,
+    run_cocoeval,
+)
 from vitpose.utils.errors import DataError
 from vitpose.utils.io import atomic_write_json
 
@@ -49,6 +55,7 @@ def evaluate_crowdpose(
     """
     sigmas_arr = np.asarray(sigmas, dtype=np.float64).reshape(-1)
     coco_gt = load_ground_truth(ann_file, area_from_bbox=True)
+    require_evaluable(coco_gt, ann_file)
     k = keypoint_count(coco_gt, sigmas_arr, ann_file)
     clean = check_results(results, coco_gt, k, ann_file, results_file)
     splits = crowd_index_splits(coco_gt.dataset["images"], ann_file)

@@ -5,26 +5,49 @@
     result = run_job(train, dict(cfg=run_cfg, work_dir=wd, out_checkpoint=out), "smoke/ft-b", cfg)
 
 See docs/SLURM.md.
-"""
-from vitpose.launch.cli import add_launch_args, guarded_main, launch_config_from_args
-from vitpose.launch.config import LaunchConfig, load_launch_config
-from vitpose.launch.ddp import DistEnv, default_backend, export_ddp_env
-from vitpose.launch.job import StopFlag
-from vitpose.launch.runner import JobConflict, JobFailed, SubmissionError, run_folder, run_job
 
-__all__ = [
-    "DistEnv",
-    "JobConflict",
-    "JobFailed",
-    "LaunchConfig",
-    "StopFlag",
-    "SubmissionError",
-    "add_launch_args",
-    "default_backend",
-    "export_ddp_env",
-    "guarded_main",
-    "launch_config_from_args",
-    "load_launch_config",
-    "run_folder",
-    "run_job",
-]
+The names below are imported on first use (PEP 562): the local job controller runs as
+``python -m vitpose.launch.local_controller`` for the whole job, and importing this package must not
+load torch into it (nor import that module before ``runpy`` runs it as ``__main__``).
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "DistEnv": "vitpose.launch.ddp",
+    "JobConflict": "vitpose.launch.runner",
+    "JobFailed": "vitpose.launch.runner",
+    "LaunchConfig": "vitpose.launch.config",
+    "StopFlag": "vitpose.launch.job",
+    "SubmissionError": "vitpose.launch.runner",
+    "add_launch_args": "vitpose.launch.cli",
+    "default_backend": "vitpose.launch.ddp",
+    "export_ddp_env": "vitpose.launch.ddp",
+    "guarded_main": "vitpose.launch.cli",
+    "launch_config_from_args": "vitpose.launch.cli",
+    "load_launch_config": "vitpose.launch.config",
+    "run_folder": "vitpose.launch.runner",
+    "run_job": "vitpose.launch.runner",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    else:
+        try:  # a submodule (vitpose.launch.runner) used as an attribute, as the eager package allowed
+            value = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -35,13 +35,14 @@ def launch_config_from_args(args: argparse.Namespace, stage: str | None = None) 
 def guarded_main(main: Callable[[], int | None]) -> int:
     """Run a stage's ``main``; a failed job or bad input ends it with ``error: ...`` instead of a traceback.
 
-    Exit codes: 1 when the job failed (its error and log path are in the message), 2 for bad input.
+    Exit codes: 1 when the job failed (its error and log path are in the message), 2 for bad input,
+    whether found before the job or inside it (the job raised a UserError).
     """
     try:
         return main() or 0
     except JobFailed as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_JOB_FAILED
+        print(f"error: {exc}", file=sys.stderr)  # its first line is the culprit
+        return EXIT_USER_ERROR if exc.user_error else EXIT_JOB_FAILED
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

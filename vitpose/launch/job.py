@@ -17,6 +17,7 @@ and on True save its state atomically and return. One that takes none is simply 
 from __future__ import annotations
 
 import inspect
+import json
 import signal
 import sys
 import threading
@@ -28,8 +29,11 @@ import torch.distributed as torch_dist
 from submitit.helpers import Checkpointable, DelayedSubmission
 
 from vitpose.launch.ddp import export_ddp_env
+from vitpose.utils.errors import UserError
 
 SHOULD_STOP = "should_stop"
+# Starts the one-line JSON record of a job's error in the traceback submitit sends back (see JobError).
+ERROR_MARK = "vitpose-job-error:"
 
 
 def _log(message: str) -> None:
@@ -74,6 +78,56 @@ class StopFlag:
         if stop:
             self.observed = True
         return stop
+
+
+def type_name(cls: type) -> str:
+    """``RuntimeError`` for builtins, else ``module.QualName``, as a traceback's last line writes it."""
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
+class JobError(Exception):
+    """The exception that ended a stage function, as a record the orchestrator can read back.
+
+    submitit returns a failed job's error as the text of its traceback only, whose last line is
+    ``Type: message``: a multi-line message loses all but its last line there, and with it the culprit
+    a UserError names first, and whether it was bad input (exit 2) at all. Raised ``from`` the original
+    exception, so the job's log keeps the full traceback above this line, whose message is
+    ``ERROR_MARK`` and one line of JSON: ``{"type", "user_error", "message"}``.
+    """
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        super().__init__(ERROR_MARK + " " + json.dumps(record, ensure_ascii=True))  # ASCII: a single line
+        self.record = record
+
+    @classmethod
+    def of(cls, exc: BaseException) -> "JobError":
+        return cls({"type": type_name(type(exc)), "user_error": isinstance(exc, UserError), "message": str(exc)})
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return JobError, (self.record,)
+
+
+def parse_error_record(text: str) -> dict[str, Any] | None:
+    """The record of the last :class:`JobError` in a traceback's text, or None if it has none."""
+    for line in reversed(text.splitlines()):
+        at = line.find(ERROR_MARK)  # the first on the line: the message inside the JSON may contain it too
+        if at < 0:
+            continue
+        try:
+            record = json.loads(line[at + len(ERROR_MARK):])
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("message"), str):
+            return {"type": str(record.get("type") or "Exception"), "user_error": bool(record.get("user_error")),
+                    "message": record["message"]}
+    return None
+
+
+def _reraise(error: BaseException) -> None:
+    """Raise a stage function's exception as a JobError (SystemExit, KeyboardInterrupt: as they are)."""
+    if isinstance(error, Exception) and not isinstance(error, JobError):
+        raise JobError.of(error) from error
+    raise error
 
 
 def _return_value(value: Any) -> Any:
@@ -141,7 +195,7 @@ class StageJob(Checkpointable):
         self._worker.join_interruptibly()
         # Reached unless the requeue signal's handler ended the process (it exits from inside the join).
         if self._worker.error is not None:
-            raise self._worker.error
+            _reraise(self._worker.error)
         if self._flag.observed:
             # Stopped early, state saved: no result. Rank 0 of a job given the requeue signal never gets
             # here (submitit requeues it from the handler); the other ranks, and every rank of a SIGTERM'd
@@ -166,7 +220,7 @@ class StageJob(Checkpointable):
         start = time.time()
         self._worker.join_interruptibly()
         if self._worker.error is not None:
-            raise self._worker.error  # a failure while stopping fails the job, with its own traceback
+            _reraise(self._worker.error)  # a failure while stopping fails the job, with its own traceback
         if not self._flag.observed:
             # The function finished before it looked at the flag: keep its result rather than rerun it.
             return DelayedSubmission(_return_value, self._worker.result)

@@ -77,6 +77,11 @@ def slurm_state(job_id: str) -> str:
     return "UNREACHABLE"
 
 
+# The local controllers' modules: ours (vitpose.launch.local_controller), and submitit's, which ran the
+# jobs of earlier versions that an orchestrator may still re-attach to.
+_CONTROLLER_MODULES = ("vitpose.launch.local_controller", "submitit.local._local")
+
+
 def local_job_alive(job_id: str, folder: Path) -> bool:
     """Whether the local executor's controller (its pid is the job id) of this folder is still running."""
     try:
@@ -85,7 +90,7 @@ def local_job_alive(job_id: str, folder: Path) -> bool:
         return False
     # A recycled pid belongs to some other program: the controller's command line names the folder.
     args = [a.decode(errors="replace") for a in cmdline]
-    return "submitit.local._local" in args and str(folder) in args
+    return any(m in args for m in _CONTROLLER_MODULES) and str(folder) in args
 
 
 def job_alive(record: JobRecord, folder: Path) -> bool:

@@ -10,6 +10,7 @@ import contextlib
 import fcntl
 import os
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -21,7 +22,9 @@ from submitit.local.local import LocalJob
 from tqdm import tqdm
 
 from vitpose.launch.config import LaunchConfig
+from vitpose.launch.ended import describe_end, parse_job_error
 from vitpose.launch.job import SHOULD_STOP, StageJob
+from vitpose.launch.local_controller import RecordingLocalExecutor, read_exit_codes
 from vitpose.launch.record import MAY_STILL_RUN, JobRecord, PidHandle, job_alive, slurm_state
 from vitpose.utils.errors import ConfigError, UserError
 
@@ -31,11 +34,25 @@ _TRACE_LINES = 30
 
 
 class JobFailed(Exception):
-    """The job ran and failed, or ended without a result. The message gives its error and its log."""
+    """The job ran and failed, or ended without a result. The message gives its error and its log.
 
-    def __init__(self, message: str, *, job_id: str, run_key: str, log_path: Path, error: str) -> None:
+    Its first line is the culprit: for bad input found inside the job (a UserError) the error's own first
+    line, which names the file or key, exactly as when the stage runs in-process; otherwise the job, the
+    task and the error (``RuntimeError: ...``) or how the task ended (``killed by SIGKILL (signal 9)``).
+
+    Attributes: ``error`` (``Type: first line`` of the error, or how the task ended), ``error_type``
+    (``RuntimeError``, ``vitpose.utils.errors.DataError``; None when the task left no error),
+    ``error_message`` (the error's whole message, or None), ``user_error`` (the job raised a UserError:
+    bad input, exit status 2), ``state`` (the scheduler's final state), ``job_id``, ``run_key``, ``log_path``.
+    """
+
+    def __init__(self, message: str, *, job_id: str, run_key: str, log_path: Path, error: str,
+                 error_type: str | None = None, error_message: str | None = None, user_error: bool = False,
+                 state: str | None = None) -> None:
         super().__init__(message)
         self.job_id, self.run_key, self.log_path, self.error = job_id, run_key, log_path, error
+        self.error_type, self.error_message, self.user_error = error_type, error_message, user_error
+        self.state = state
 
 
 class JobConflict(UserError):
@@ -81,16 +98,7 @@ def _orchestrator_lock(folder: Path, run_key: str) -> Iterator[None]:
         os.close(fd)
 
 
-def _make_executor(cfg: LaunchConfig, folder: Path, run_key: str) -> submitit.AutoExecutor:
-    try:
-        executor = submitit.AutoExecutor(
-            folder=folder,
-            cluster=cfg.launcher,
-            slurm_max_num_timeout=cfg.max_requeue,
-            local_max_num_timeout=cfg.max_requeue,
-        )
-    except RuntimeError as exc:  # SlurmExecutor: no srun on PATH
-        raise ConfigError(f"launcher {cfg.launcher!r} is not usable on this machine: {exc}") from None
+def _make_executor(cfg: LaunchConfig, folder: Path, run_key: str) -> submitit.Executor:
     params: dict[str, Any] = dict(
         name=f"vitpose:{run_key}",
         timeout_min=cfg.timeout_min,
@@ -98,11 +106,18 @@ def _make_executor(cfg: LaunchConfig, folder: Path, run_key: str) -> submitit.Au
         tasks_per_node=cfg.tasks_per_node,
     )
     if cfg.launcher == "local":
+        # submitit's LocalExecutor (what AutoExecutor picks for "local") with a controller that records how
+        # each task ended, so that a killed task is reported with its signal.
+        local = RecordingLocalExecutor(folder=folder, max_num_timeout=cfg.max_requeue)
         params["gpus_per_node"] = cfg.gpus_per_node  # 0 hides the GPUs from the job, as on a CPU node
         if cfg.setup:
-            params["local_setup"] = list(cfg.setup)
-        executor.update_parameters(**params)
-        return executor
+            params["setup"] = list(cfg.setup)
+        local.update_parameters(**params)
+        return local
+    try:
+        executor = submitit.AutoExecutor(folder=folder, cluster=cfg.launcher, slurm_max_num_timeout=cfg.max_requeue)
+    except RuntimeError as exc:  # SlurmExecutor: no srun on PATH
+        raise ConfigError(f"launcher {cfg.launcher!r} is not usable on this machine: {exc}") from None
     if cfg.gpus_per_node:  # --gpus-per-node=0 is rejected where no GPU gres is configured
         params["gpus_per_node"] = cfg.gpus_per_node
     if cfg.cpus_per_task is not None:
@@ -123,6 +138,15 @@ def _make_executor(cfg: LaunchConfig, folder: Path, run_key: str) -> submitit.Au
     except (ValueError, NameError) as exc:
         raise ConfigError(f"launch config: submitit rejected the SLURM parameters: {exc}") from None
     return executor
+
+
+def _check_usable(cfg: LaunchConfig) -> None:
+    """ConfigError when the launcher's tools are not on this machine (SLURM: sbatch, srun)."""
+    if cfg.launcher == "slurm":
+        missing = [tool for tool in ("sbatch", "srun") if shutil.which(tool) is None]
+        if missing:
+            raise ConfigError(f"launcher 'slurm' is not usable on this machine: {' and '.join(missing)} not on "
+                              "PATH; run where SLURM is installed, or use --launcher local")
 
 
 def _attach(folder: Path, run_key: str, cfg: LaunchConfig, config_hash: str | None) -> submitit.Job | None:
@@ -216,19 +240,44 @@ def _collect(job: submitit.Job, cfg: LaunchConfig, run_key: str, state: str) -> 
         outcomes.append(pickle_load(path) if path.exists() else ("missing", None))
     if all(kind == "success" for kind, _ in outcomes):
         return outcomes[0][1]
-    failed = [k for k, (kind, _) in enumerate(outcomes) if kind == "error"]
-    k = failed[0] if failed else next(k for k, (kind, _) in enumerate(outcomes) if kind != "success")
+    exit_codes = read_exit_codes(job.paths.folder, job.job_id) if cfg.launcher == "local" else None
+    k = _culprit_task(outcomes, exit_codes)
     kind, payload = outcomes[k]
     log_path = job.task(k).paths.stderr
     who = f"{cfg.launcher} job {job.job_id} of run {run_key!r}"
     if kind == "error":
-        error = payload.strip().splitlines()[-1] if payload.strip() else "unknown error"
-        message = f"{who} failed in task {k}: {error}\nlog: {log_path}\n{_tail(payload, _TRACE_LINES)}"
-    else:
-        error = f"ended ({state}) without a result"
-        log = log_path.read_text(errors="replace") if log_path.exists() else ""
-        message = f"{who} {error} in task {k}\nlog: {log_path}\n{_tail(log, _TRACE_LINES)}"
-    raise JobFailed(message.rstrip(), job_id=job.job_id, run_key=run_key, log_path=log_path, error=error)
+        err = parse_job_error(payload if isinstance(payload, str) else str(payload))
+        first, _, rest = err.message.partition("\n")
+        error = f"{err.type}: {first}" if first else err.type
+        if err.user_error and first:
+            # Bad input: the culprit the error names first leads, as when the stage runs in-process; its
+            # traceback (in the log) says nothing more to the user.
+            message = f"{err.message}\n(raised as {err.type} in task {k} of {who})\nlog: {log_path}"
+        else:
+            lines = [f"{who} failed in task {k}: {error}", rest, f"log: {log_path}", _tail(payload, _TRACE_LINES)]
+            message = "\n".join(line for line in lines if line)
+        raise JobFailed(message.rstrip(), job_id=job.job_id, run_key=run_key, log_path=log_path, error=error,
+                        error_type=err.type, error_message=err.message, user_error=err.user_error, state=state)
+    code = exit_codes[k] if exit_codes is not None and k < len(exit_codes) else "unknown"
+    what, advice = describe_end(who, k, cfg, state, code)
+    log = log_path.read_text(errors="replace") if log_path.exists() else ""
+    message = f"{what}\n{advice}\nlog: {log_path}\n{_tail(log, _TRACE_LINES)}"
+    raise JobFailed(message.rstrip(), job_id=job.job_id, run_key=run_key, log_path=log_path,
+                    error=what[len(who):].strip(), state=state)
+
+
+def _culprit_task(outcomes: list[tuple[str, Any]], exit_codes: list[Any] | None) -> int:
+    """The task to report: the first that raised, else the first that died abnormally, else the first
+    without a result (the others were most likely stopped because of it)."""
+    failed = [k for k, (kind, _) in enumerate(outcomes) if kind == "error"]
+    if failed:
+        return failed[0]
+    missing = [k for k, (kind, _) in enumerate(outcomes) if kind != "success"]
+    if exit_codes is not None:
+        abnormal = [k for k in missing if k < len(exit_codes) and exit_codes[k] not in (0, None)]
+        if abnormal:
+            return abnormal[0]
+    return missing[0]
 
 
 def run_job(
@@ -256,6 +305,7 @@ def run_job(
     if SHOULD_STOP in kwargs:
         raise TypeError(f"kwargs must not contain {SHOULD_STOP!r}: the launcher provides it")
     folder = run_folder(cfg, run_key)
+    _check_usable(cfg)  # before the run's folder is created: a refused launch leaves nothing behind
     with _orchestrator_lock(folder, run_key):
         job = _attach(folder, run_key, cfg, config_hash) or _submit(fn, kwargs, folder, run_key, cfg, config_hash)
         state = _wait(job, cfg, run_key, progress)

@@ -4,6 +4,8 @@
     python -m vitpose.launch.selftest ddp --work-dir W --launch-set tasks_per_node=2
     python -m vitpose.launch.selftest resume --work-dir W --steps 40       # survives scontrol requeue
     python -m vitpose.launch.selftest fail --message boom                   # exits 1 with the error and log
+    python -m vitpose.launch.selftest fail --user-error data/ann.json        # exits 2, naming the file first
+    python -m vitpose.launch.selftest kill --signal SIGKILL                  # exits 1: "killed by SIGKILL"
 
 Each prints its result as JSON. On a new site, run them with the site's launch config before paper-scale
 jobs. The functions are module-level so that submitit can pickle them by reference.
@@ -14,6 +16,7 @@ import argparse
 import hashlib
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -25,6 +28,7 @@ from torch import nn
 from vitpose.launch.cli import add_launch_args, guarded_main, launch_config_from_args
 from vitpose.launch.ddp import default_backend
 from vitpose.launch.runner import run_job
+from vitpose.utils.errors import DataError
 from vitpose.utils.io import atomic_save, atomic_write_json
 
 
@@ -194,6 +198,18 @@ def fail(message: str) -> None:
     raise RuntimeError(message)
 
 
+def fail_input(path: str, detail: str = "expected a JSON object with 'images' and 'annotations'") -> None:
+    """A job that finds bad input: a multi-line UserError whose first line names the file (exit 2)."""
+    raise DataError(f"{path}: not a valid annotation file\n  {detail}\n  (check the file, then rerun)")
+
+
+def die(signal_name: str = "SIGKILL") -> None:
+    """A job whose process is killed by a signal, as the kernel's out-of-memory killer does."""
+    os.kill(os.getpid(), getattr(signal, signal_name))
+    time.sleep(60)  # a signal that does not kill at once (handled, ignored) must still end the job
+    raise RuntimeError(f"{signal_name} did not end the process")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m vitpose.launch.selftest", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -202,6 +218,7 @@ def _parser() -> argparse.ArgumentParser:
         "ddp": "tiny DDP training (set tasks_per_node>1); all ranks must end equal",
         "resume": "resumable tiny training; requeue it and it resumes",
         "fail": "a job that raises",
+        "kill": "a job whose process is killed by a signal",
     }
     for name, help_text in commands.items():
         p = sub.add_parser(name, help=help_text)
@@ -218,6 +235,10 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--step-sleep", type=float, default=0.0, help="seconds between steps (to be interrupted)")
         if name == "fail":
             p.add_argument("--message", default="selftest failure")
+            p.add_argument("--user-error", metavar="PATH",
+                           help="raise a multi-line DataError naming PATH instead (bad input: exit 2)")
+        if name == "kill":
+            p.add_argument("--signal", default="SIGKILL", help="signal name (default: SIGKILL)")
     return parser
 
 
@@ -234,6 +255,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "resume":
             fn, kwargs = resumable_train, {"work_dir": args.work_dir, "seed": args.seed, "steps": args.steps,
                                            "step_sleep_s": args.step_sleep, "distributed": args.distributed}
+        elif args.command == "kill":
+            fn, kwargs = die, {"signal_name": args.signal}
+        elif args.user_error:
+            fn, kwargs = fail_input, {"path": args.user_error}
         else:
             fn, kwargs = fail, {"message": args.message}
         result = run_job(fn, kwargs, args.run_key, cfg, progress=not args.no_progress)

@@ -14,11 +14,19 @@ sin-cos, `patch_embed.proj`, `blocks.*`, `norm.*`). The class token and the fina
 slot; a patch-14 kernel (ViT-H) is zero-padded to 16x16, one pixel each side (paper §3.2).
 
 Every check runs before any weight is copied, so a failed load leaves the model untouched.
+
+Reading: every file goes through `read_torch_file` (weights_only: a checkpoint is data, never code to
+run), whose errors name the file and say what is wrong in our words — missing, truncated / corrupt,
+or refused because it holds pickled objects other than tensors. `detect_checkpoint_format` tells the
+two formats apart and `load_pretrained` dispatches on it (the `pretrained` initialisation of a run).
 """
 from __future__ import annotations
 
 import os
+import pickle
+import re
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +35,7 @@ from torch import nn
 
 from vitpose.models.vit import PATCH_SIZE, ViTPoseBackbone
 from vitpose.utils.errors import CheckpointError
-from vitpose.utils.io import atomic_save
+from vitpose.utils.io import atomic_torch_save
 
 MAE_DROPPED = ("cls_token", "norm.weight", "norm.bias")
 STRAY_KEYS = ("backbone.cls_token",)
@@ -45,14 +53,51 @@ class LoadReport:
 
 
 # ---------------------------------------------------------------------------------------- reading
-def _read(path: str | os.PathLike) -> dict:
+# torch's messages when weights_only refuses a pickle (rather than failing to parse it)
+_REFUSED = re.compile(r"Unsupported global|Unsupported class|unrecognized function|allowlist", re.IGNORECASE)
+_GLOBAL = re.compile(r"GLOBAL ([\w.<>]+)")
+
+
+def read_torch_file(path: str | os.PathLike, what: str = "checkpoint", *, hint: str = "",
+                    map_location: Any = "cpu", mmap: bool = False) -> Any:
+    """`torch.load(path, weights_only=True)` with CheckpointErrors that start with the path.
+
+    what: the kind of file, for the messages ("training state", "pretrained checkpoint");
+    hint: appended to the truncated / corrupt message (what the user can do about it);
+    mmap: map the file instead of reading it (zip-format files only; cheap for peeking at keys).
+    Refusals (a pickle that would build objects other than tensors and plain values, i.e. run code)
+    get our own message naming the offending global, not torch's advice to drop weights_only.
+    """
     if not os.path.isfile(path):
-        raise CheckpointError(f"{path}: no such checkpoint file")
+        raise CheckpointError(f"{path}: no such checkpoint file ({what})")
     try:
-        # weights_only: a checkpoint is data, never code to execute.
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user-facing problem
-        raise CheckpointError(f"{path}: cannot be read as a PyTorch checkpoint ({exc})") from None
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as exc:
+        text = str(exc)
+        if _REFUSED.search(text):
+            found = _GLOBAL.search(text)
+            advice = hint or "if the file is trusted, re-save just its tensors (the state dicts) and use that"
+            raise CheckpointError(
+                f"{path}: refusing to load the {what}: it contains code/objects other than tensors"
+                f"{f' ({found.group(1)})' if found else ''}, and only tensors and plain values are "
+                f"loaded; {advice}") from None
+        raise _corrupt(path, what, text, hint) from None
+    except Exception as exc:  # noqa: BLE001 - truncated zip, empty file, foreign format: one problem
+        reason = "empty file" if os.path.getsize(path) == 0 else str(exc) or type(exc).__name__
+        raise _corrupt(path, what, reason, hint) from None
+
+
+def _corrupt(path, what: str, reason: str, hint: str) -> CheckpointError:
+    # torch's reasons run over several lines of advice; the first says what failed
+    first = reason.strip().splitlines()[0].split(". ")[0] if reason.strip() else "empty file"
+    if "Weights only load failed" in first:
+        first = "not a PyTorch file"
+    return CheckpointError(f"{path}: the {what} cannot be read: the file is truncated or corrupt "
+                           f"({first[:160]}){f'; {hint}' if hint else ''}")
+
+
+def _read(path: str | os.PathLike, what: str = "checkpoint", mmap: bool = False) -> dict:
+    obj = read_torch_file(path, what, mmap=mmap)
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a dict, got {type(obj).__name__}")
     return obj
@@ -86,7 +131,7 @@ def save_vitpose_checkpoint(model: nn.Module, path: str | os.PathLike, meta: dic
     cfg = getattr(model, "cfg", None)
     if cfg is not None and "model_config" not in info:
         info["model_config"] = cfg.to_dict()
-    atomic_save(path, lambda tmp: torch.save({"state_dict": state, "meta": info}, tmp))
+    atomic_torch_save(path, {"state_dict": state, "meta": info})
 
 
 def load_vitpose_checkpoint(model: nn.Module, path: str | os.PathLike, strict: bool = True) -> LoadReport:
@@ -95,9 +140,13 @@ def load_vitpose_checkpoint(model: nn.Module, path: str | os.PathLike, strict: b
     strict: missing or unexpected keys are an error (CheckpointError listing them); otherwise they
     are only reported. A shape mismatch is always an error naming the first key and both shapes.
     """
+    return _load_vitpose(model, _read(path), path, strict)
+
+
+def _load_vitpose(model: nn.Module, obj: dict, path, strict: bool) -> LoadReport:
     model = getattr(model, "module", model)
     report = LoadReport(str(path))
-    source = _state_dict_under(_read(path), "state_dict", path)
+    source = _state_dict_under(obj, "state_dict", path)
     target = model.state_dict()
     for key in STRAY_KEYS:
         if key in source and key not in target:
@@ -158,13 +207,17 @@ def load_mae_checkpoint(model_or_backbone: nn.Module, path: str | os.PathLike) -
     last_norm (and a model's keypoint_head) are expected to be missing. Blocks or embeddings that
     do not fit (other width, depth or heads) raise CheckpointError naming the first such key.
     """
+    return _load_mae(model_or_backbone, _read(path), path)
+
+
+def _load_mae(model_or_backbone: nn.Module, obj: dict, path) -> LoadReport:
     module = getattr(model_or_backbone, "module", model_or_backbone)
     backbone = getattr(module, "backbone", module)
     prefix = "backbone." if backbone is not module else ""
     if not isinstance(backbone, ViTPoseBackbone):
         raise CheckpointError(f"{path}: MAE checkpoints initialise ViT backbones, not {type(backbone).__name__}")
     report = LoadReport(str(path))
-    source = _state_dict_under(_read(path), "model", path)
+    source = _state_dict_under(obj, "model", path)
     for key in MAE_DROPPED:
         if source.pop(key, None) is not None:
             report.ignored.append(key)
@@ -191,3 +244,31 @@ def load_mae_checkpoint(model_or_backbone: nn.Module, path: str | os.PathLike) -
         report.missing += [k for k in module.state_dict() if not k.startswith(prefix)]
     report.unexpected = unexpected
     return report
+
+
+# ---------------------------------------------------------------------------------------- either format
+CheckpointFormat = Literal["mae", "vitpose"]
+
+
+def _format_of(obj: dict) -> CheckpointFormat:
+    # MAE files (official and ours) hold the encoder under `model`, released ViTPose files under
+    # `state_dict`; a file with neither goes to the ViTPose loader, whose error lists the keys found.
+    return "mae" if "model" in obj else "vitpose"
+
+
+def detect_checkpoint_format(path: str | os.PathLike) -> CheckpointFormat:
+    """'mae' or 'vitpose', from the top-level keys; the file is mapped, not read (multi-GB files)."""
+    try:
+        obj = _read(path, mmap=True)
+    except CheckpointError:
+        obj = _read(path)  # legacy (non-zip) files cannot be mapped; this reports the real problem
+    return _format_of(obj)
+
+
+def load_pretrained(model: nn.Module, path: str | os.PathLike) -> LoadReport:
+    """Initialise `model` from either format: an MAE file sets the backbone only; a released ViTPose
+    file sets every matching weight (strict=False: the rest, e.g. another head, keeps its init)."""
+    obj = _read(path, "pretrained checkpoint")
+    if _format_of(obj) == "mae":
+        return _load_mae(model, obj, path)
+    return _load_vitpose(model, obj, path, strict=False)

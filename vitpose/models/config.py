@@ -84,16 +84,39 @@ class ModelConfig:
         """Input pixels per feature-map cell: 16/ratio for ViT, 32 for ResNet."""
         return PATCH_SIZE // self.ratio if self.is_vit else RESNET_STRIDE
 
+    def oversized_window(self) -> str | None:
+        """Why the window cannot be what it says (larger than the token grid), or None.
+
+        The attention layer clamps such a window to the grid, i.e. to full attention: right for a
+        library user probing small inputs, wrong for a run that claims to study window attention,
+        so run configs (vitpose.config.RunConfig) refuse it with this message."""
+        if not self.is_vit or self.attention == "full":
+            return None
+        grid = self.token_grid
+        if self.window_size[0] <= grid[0] and self.window_size[1] <= grid[1]:
+            return None
+        return (f"{self.window_size[0]}x{self.window_size[1]} is larger than the {grid[0]}x{grid[1]} token "
+                f"grid of input {self.input_size[0]}x{self.input_size[1]} at ratio {self.ratio}, so "
+                f"attention '{self.attention}' would silently be full attention; expected a window of at "
+                f"most {grid[0]}x{grid[1]}")
+
+    @property
+    def token_grid(self) -> tuple[int, int]:
+        """(Hp, Wp): tokens of a ViT backbone (input / feature stride; the patch padding keeps it exact)."""
+        return self.input_size[0] // self.feature_stride, self.input_size[1] // self.feature_stride
+
     @property
     def heatmap_size(self) -> tuple[int, int]:
         """Heatmaps are always 1/4 of the input (paper Eq. 2)."""
         return self.input_size[0] // 4, self.input_size[1] // 4
 
     def vit_args(self) -> dict:
-        """embed_dim, depth, num_heads, drop_path_rate, layer_decay after applying the overrides."""
+        """embed_dim, depth, num_heads, drop_path_rate after applying the overrides.
+
+        The presets hold architecture only; drop path is a training hyper-parameter (params.yaml
+        `hyperparameters`, paper Table 1) that the run's config sets, 0 when not given."""
         base = dict(VIT_PRESETS.get(self.arch, {}))
         base.setdefault("drop_path_rate", 0.0)
-        base.setdefault("layer_decay", 1.0)
         for key in ("embed_dim", "depth", "num_heads", "drop_path_rate"):
             if getattr(self, key) is not None:
                 base[key] = getattr(self, key)

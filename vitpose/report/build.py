@@ -36,12 +36,6 @@ class ReportResult:
     files: list[str]
 
 
-def plan_from_metrics(metrics: list[dict]) -> list[dict]:
-    """The plan the metrics themselves declare (their `serves`), for when the registry is unavailable."""
-    return [{"table": s["table"], "row": s["row"], "run": m["run"], "unavailable": None}
-            for m in metrics for s in m["serves"]]
-
-
 def git_commit(repo: Path = REPO) -> str | None:
     try:
         out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
@@ -138,7 +132,7 @@ def _build_parts(only: set[str], tables: list[Table], reference: Reference, runs
 
 
 def build_report(metrics: list[dict], plan: list[dict], hyper: dict, reference: Reference, scale: str,
-                 out_dir: str | Path, *, plan_source: str = "workflow.registry.table_plan (params.yaml)",
+                 out_dir: str | Path, *, synthetic: bool = False, plan_source: str = "workflow.registry.table_plan (params.yaml)",
                  hyper_note: str | None = None, commit: str | None = None, date: str | None = None,
                  compile_latex: bool | None = None, progress: bool = True,
                  notes: list[str] | None = None, only: set[str] | None = None) -> ReportResult:
@@ -146,12 +140,14 @@ def build_report(metrics: list[dict], plan: list[dict], hyper: dict, reference: 
 
     metrics: validated metrics.json documents (`collect_metrics`); plan: `[{"table", "row", "run",
     "unavailable"}]`; hyper: `{model: {hyper-parameter: value}}` for Table 1; `hyper_note` says why
-    hyper is empty, if it is. compile_latex None means "if pdflatex is installed".
+    hyper is empty, if it is. synthetic: the scale's data is generated (params.yaml
+    `scales.<s>.synthetic`); a report holding any synthetic metrics is labelled synthetic either way.
+    compile_latex None means "if pdflatex is installed".
     """
     _check_plan(plan)
     out_dir = Path(out_dir)
     runs = {m["run"]: m for m in metrics}
-    synthetic = scale == "smoke" or any(m["synthetic"] for m in metrics)
+    synthetic = synthetic or any(m["synthetic"] for m in metrics)
     commit = commit if commit is not None else git_commit()
     date = date or datetime.now(timezone.utc).isoformat(timespec="seconds")
     compile_latex = latex.pdflatex_path() is not None if compile_latex is None else compile_latex

@@ -18,3 +18,7 @@ class ConfigError(UserError):
 
 class CheckpointError(UserError):
     """A checkpoint file does not match the model it is loaded into."""
+
+
+class OutputError(UserError):
+    """An output file cannot be written (no space left, permission denied, read-only file system)."""

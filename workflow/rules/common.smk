@@ -1,12 +1,14 @@
-# Shared helpers: the registry of runs for the requested scale, and input functions.
+# Shared helpers: the registry of runs for the requested scale, resolved once from Snakemake's `config`
+# (params.yaml plus any --config / --configfile overrides), and input functions.
 import sys
 from pathlib import Path
 
 sys.path.insert(0, workflow.basedir)
 
 from vitpose.utils.errors import UserError
-from workflow.registry import Registry, config_hash
-from workflow.schema import validate_params
+from workflow.kinds import job_kinds
+from workflow.registry import Registry
+from workflow.schema import coerce_overrides, validate_params
 
 # Where jobs run is not science: a profile sets `launch` (workflow/profiles/slurm), params.yaml never does.
 LAUNCH = config.pop("launch", None) or {"launcher": "local"}
@@ -14,10 +16,18 @@ LAUNCH_ARGS = f"--launcher {LAUNCH.get('launcher', 'local')}" + (
     f" --launch-config {LAUNCH['config']}" if LAUNCH.get("config") else ""
 )
 
-# `--config key=value` overrides are merged into `config`; validate the result before any job starts.
+# `--config key=value` overrides are merged into `config`. Validate the result, then every run's whole
+# resolved configuration (model included), before any job starts.
 try:
+    import yaml
+
+    _typed = coerce_overrides(config, yaml.safe_load(Path(workflow.basedir, "params.yaml").read_text()))
+    config.clear()
+    config.update(_typed)
     validate_params(config, "params.yaml (with --config overrides)")
-    REG = Registry(config, config["scale"])
+    REG = Registry(config, config["scale"], "params.yaml (with --config overrides)")
+    REG.validate_runs()
+    KINDS = job_kinds()
 except UserError as e:
     raise WorkflowError(f"invalid parameters: {e}") from None
 SCALE = REG.scale
@@ -44,27 +54,14 @@ wildcard_constraints:
     scale=SCALE,
 
 
-def run_of(wildcards):
-    return REG.get(wildcards.run)
-
-
 def run_hash(wildcards):
-    """Parameters of the run: Snakemake re-runs a job when they change (params rerun trigger)."""
-    return config_hash(REG.run_config(wildcards.run))
+    """The run's config hash: Snakemake re-resolves config.json when it changes (params trigger)."""
+    return REG.config_hash(wildcards.run)
 
 
 def summary(wildcards):
     """One line in the paper's terms, shown for every job (also in dry runs)."""
     return REG.describe(wildcards.run)
-
-
-def finetune_inputs(wildcards):
-    run = run_of(wildcards)
-    inputs = {"data": REG.data_marker(d) for d in run.spec["datasets"]}
-    pretrained = REG.pretrained_checkpoint(run)
-    if pretrained:
-        inputs["pretrained"] = pretrained
-    return inputs
 
 
 def table_metrics(n):
@@ -81,3 +78,15 @@ def blocked(n):
             "Its reproducible rows are part of other tables' targets."
         )
     return []
+
+
+def job_rule(kind):
+    """(input function, command function) of the rule running `kind` (`python -m <module> --config ...`)."""
+
+    def inputs(wildcards):
+        return REG.job_inputs(kind, wildcards.run)
+
+    def command(wildcards):
+        return REG.job_command(kind, wildcards.run)
+
+    return inputs, command
