@@ -98,6 +98,23 @@ def checkpoint_train_time(checkpoint: Path) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
+def defined(stats: dict) -> dict:
+    """pycocotools reports -1 for a metric with no ground truth (e.g. no medium-size people): undefined,
+    not a score, so it is stored as null."""
+    return {k: (None if v is not None and v < 0 else v) for k, v in stats.items()}
+
+
+def run_notes(cfg) -> list[str]:
+    """What a reader of this run's numbers must know (shown in the tables' notes)."""
+    notes = []
+    trained = {d.dataset for d in cfg.datasets}
+    if "crowdpose" in trained and cfg.data.dataset == "coco":
+        # REFERENCE §6: CrowdPose's train images are drawn from COCO, MPII and AIC, val images included.
+        notes.append("trained on CrowdPose, whose train images overlap other datasets' val images "
+                     "(COCO val included): its COCO val score may be optimistic")
+    return notes
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     t0 = time.time()
@@ -113,14 +130,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise CheckpointError(f"{args.checkpoint}: checkpoint file not found")
     bench = read_benchmark(args.benchmark)
 
-    from vitpose.engine.inference import RESULTS_FILE, evaluate
+    from vitpose.engine.inference import dataset_results_file, evaluate
     from vitpose.report.metrics import validate_metrics
     from vitpose.utils.io import atomic_write_json
 
     out_dir = args.out_dir
-    with remove_outputs_on_error([out_dir / RESULTS_FILE, out_dir / METRICS_FILE]):
+    results = [out_dir / dataset_results_file(cfg, d) for d in range(len(cfg.datasets))]
+    with remove_outputs_on_error([*results, out_dir / METRICS_FILE]):
         kwargs = dict(cfg=cfg, checkpoint=args.checkpoint, out_dir=out_dir, progress=not args.no_progress)
         stats = evaluate(**kwargs) if args.in_process else launch(evaluate, kwargs, cfg, "evaluate", args)
+        stats = dict(stats)
+        per_dataset = stats.pop("per_dataset", None)  # multi-dataset runs: every dataset, its own decoder
         costs = model_costs(cfg.model)
         train_time = checkpoint_train_time(args.checkpoint)
         config = cfg.to_dict()
@@ -136,9 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "dataset": cfg.data.dataset,
             "split": "val",
             "boxes": "gt" if cfg.data.use_gt_boxes_for_eval else "detected",
-            # pycocotools reports -1 for a metric with no ground truth (e.g. no medium-size people):
-            # undefined, not a score, so it is stored as null.
-            "metrics": {k: (None if v is not None and v < 0 else v) for k, v in stats.items()},
+            "metrics": defined(stats),
+            **({"per_dataset": {name: defined(m) for name, m in per_dataset.items()}} if per_dataset else {}),
+            **({"notes": run_notes(cfg)} if run_notes(cfg) else {}),
             **costs,
             **bench,
             # training (from the checkpoint's meta, all resumed segments) plus this evaluation
@@ -146,7 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         validate_metrics(json.loads(json.dumps(metrics)), str(out_dir / METRICS_FILE))
         atomic_write_json(out_dir / METRICS_FILE, metrics)
-    print(json.dumps({"run": cfg.run, **stats}, indent=2))
+    print(json.dumps({"run": cfg.run, **stats, **({"per_dataset": per_dataset} if per_dataset else {})},
+                     indent=2))
     return 0
 
 

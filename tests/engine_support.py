@@ -71,3 +71,34 @@ def log_rows(work: Path, keys=("iter", "loss", "lr")) -> list[tuple]:
 def temp_files(directory: Path) -> list[str]:
     """Leftover temporary files of atomic writes (`.<name>.XXXX.tmp`) in `directory`."""
     return sorted(p.name for p in Path(directory).glob(".*.tmp")) if Path(directory).is_dir() else []
+
+
+# ---------------------------------------------------------------- multi-dataset runs (AIC, MPII)
+def make_synthetic_other(dataset: str, root: Path, num_train: int, num_val: int, image_size=(96, 128),
+                         seed: int = 0) -> Path:
+    """Synthetic AIC / MPII / CrowdPose data in the dataset's native layout under `root`."""
+    from vitpose.data.synthetic import GENERATORS
+
+    GENERATORS[dataset](root, seed=seed, num_train=num_train, num_val=num_val, image_size=image_size,
+                        max_people=3, progress=False)
+    return root
+
+
+def other_data_section(dataset: str, root: Path, num_workers: int = 0, **extra) -> dict:
+    """A `data` / `extra_data` entry for the synthetic layout of `dataset` (ground-truth eval boxes)."""
+    from vitpose.data.synthetic import AIC_LAYOUT, MPII_GT_FILE, MPII_LAYOUT
+
+    if dataset == "aic":
+        (train_ann, train_img), (val_ann, val_img) = AIC_LAYOUT["train"], AIC_LAYOUT["val"]
+    elif dataset == "mpii":
+        train_ann, val_ann = MPII_LAYOUT["train"], MPII_LAYOUT["val"]
+        train_img = val_img = "images"
+    else:
+        raise ValueError(dataset)
+    section = {"root": str(root), "dataset": dataset, "keypoints": dataset,
+               "train_ann": str(root / train_ann), "train_images": str(root / train_img),
+               "val_ann": str(root / val_ann), "val_images": str(root / val_img),
+               "use_gt_boxes_for_eval": True, "num_workers": num_workers}
+    if dataset == "mpii":
+        section["gt_mat"] = str(root / MPII_GT_FILE)
+    return {**section, **extra}

@@ -19,6 +19,9 @@ PAPER = Path(os.environ.get("VITPOSE_PAPER_TEXT",
 ANCHORS = {1: "Model\tBatch Size", 2: "Backbone\tResNet-50", 3: "Pre-training Dataset\tDataset Volume",
            4: "\t224x224\t256x192", 5: "Full\tWindow\tShift", 6: "FFN\tMHSA\tMemory", 7: "COCO\tAIC\tMPII",
            8: "Heatmap\tToken\tTeacher", 9: "\t\tParams\tSpeed", 10: "Method\tBackbone\tAP"}
+# The draft (submission) version's tables that hold rows the final version dropped; its Table 6 is our 7.
+SUBMISSION = Path(os.environ.get("VITPOSE_SUBMISSION_TEXT", PAPER.parent / "vitpose-neurips2022-submission.txt"))
+SUBMISSION_ANCHORS = {7: "COCO\tAIC\tMPII\tCrowdPose"}
 LABELLED = {1, 3, 9, 10}          # tables whose first paper column is the row's name
 NUMBER = re.compile(r"^(\d{1,3}(,\d{3})+|\d+(\.\d+)?|\d+(\.\d+)?e-?\d+)(\*?)$")
 CHECK = {"\\checkmark", "✓"}
@@ -40,11 +43,12 @@ def _numbers(cells: list[str], split_slash: bool) -> list[tuple[float, str]]:
     return out
 
 
-def table_body(text: str, number: int) -> list[list[str]]:
+def table_body(text: str, number: int, anchors: dict | None = None) -> list[list[str]]:
+    anchor = (anchors or ANCHORS)[number]
     lines = text.splitlines()
-    starts = [i for i, line in enumerate(lines) if line.startswith(ANCHORS[number])
-              or (ANCHORS[number].startswith("\t") and ANCHORS[number] in line)]
-    assert len(starts) == 1, f"Table {number}: anchor {ANCHORS[number]!r} found {len(starts)} times"
+    starts = [i for i, line in enumerate(lines) if line.startswith(anchor)
+              or (anchor.startswith("\t") and anchor in line)]
+    assert len(starts) == 1, f"Table {number}: anchor {anchor!r} found {len(starts)} times"
     body = []
     for line in lines[starts[0]:]:
         if not line.strip():
@@ -53,10 +57,24 @@ def table_body(text: str, number: int) -> list[list[str]]:
     return body
 
 
+def submission_errors(ref: Reference, text: str) -> list[str]:
+    """Rows taken from the submission draft (`source: submission`) against the draft's own table: the
+    draft prints the same rows in the same order, plus the ones the final version dropped."""
+    errors = []
+    for n, table in ref.tables.items():
+        if not any(r.source == "submission" for r in table.rows):
+            continue
+        body = table_body(text, n, SUBMISSION_ANCHORS)
+        data = [cells for cells in body if _numbers(cells, False)]
+        errors += _check_rows(table, data)
+    return errors
+
+
 def transcription_errors(ref: Reference, text: str) -> list[str]:
     """Every way the reference file disagrees with the paper text (empty when faithful)."""
     errors = []
     for n, table in ref.tables.items():
+        table = dataclasses.replace(table, rows=[r for r in table.rows if r.source == "final"])
         body = table_body(text, n)
         data = [cells for cells in body if _numbers(cells, n == 1)]
         header = body[:body.index(data[0])] if data else body
@@ -128,8 +146,24 @@ def ref() -> Reference:
 
 def test_every_transcribed_number_is_in_the_right_place_of_the_paper(ref, paper_text):
     assert transcription_errors(ref, paper_text) == []
-    counted = sum(len(t.rows) * len(t.columns) for t in ref.tables.values())
+    counted = sum(len(t.columns) for t in ref.tables.values() for r in t.rows if r.source == "final")
     assert counted == 28 + 40 + 24 + 12 + 42 + 18 + 12 + 24 + 64 + 54  # every number of Tables 1-10
+
+
+def test_rows_from_the_submission_draft_are_in_the_drafts_table(ref):
+    if not SUBMISSION.exists():
+        pytest.skip(f"submission text not found at {SUBMISSION} (set VITPOSE_SUBMISSION_TEXT)")
+    draft = [r for t in ref.tables.values() for r in t.rows if r.source == "submission"]
+    assert [r.key for r in draft] == ["coco+aic+mpii+crowdpose"]
+    assert draft[0].values == {"AP": 77.5, "AP50": 91.2, "AR": 82.6, "AR50": 95.0}
+    text = SUBMISSION.read_text(encoding="utf-8")
+    assert submission_errors(ref, text) == []
+    # The check can fail: a wrong draft number is found.
+    t7 = ref.tables[7]
+    bad_rows = [dataclasses.replace(r, values={**r.values, "AP": 77.4}) if r.source == "submission" else r
+                for r in t7.rows]
+    bad = dataclasses.replace(ref, tables={**ref.tables, 7: dataclasses.replace(t7, rows=bad_rows)})
+    assert submission_errors(bad, text)
 
 
 @pytest.mark.parametrize("table,row,column,value", [

@@ -83,15 +83,29 @@ def test_run_config_follows_scale_and_table1():
 def test_missing_capabilities_are_explicit():
     reg = Registry(load_params(PARAMS), "smoke")
     missing = {r.id: r.missing for r in reg.runs.values() if r.missing}
-    assert "vitpose-b-classic-256x192-coco+aic+mpii" in missing
-    assert "multi_dataset" in missing["vitpose-b-classic-256x192-coco+aic+mpii"]
+    assert "vitpose-b-classic-256x192-pt-coco-crop" in missing
+    assert "mae_pretraining" in missing["vitpose-b-classic-256x192-pt-coco-crop"]
     for table, cap in [(3, "mae_pretraining"), (7, "multi_dataset"), (8, "distillation")]:
         if not CAPABILITIES[cap][0]:
             assert cap in reg.table_blocker(table)
+        else:
+            assert reg.table_blocker(table) is None
     assert reg.table_blocker(5) is None and reg.table_blocker(9) is None
     plan = reg.table_plan()
-    starred = [p for p in plan if p["table"] == 9 and p["row"].endswith("*")]
-    assert starred and all(p["unavailable"] for p in starred)
+    table3 = [p for p in plan if p["table"] == 3 and p["row"] != "imagenet-1k"]
+    assert table3 and all(p["unavailable"] for p in table3)
+
+
+def test_multi_dataset_runs_resolve_one_decoder_per_dataset():
+    reg = Registry(load_params(PARAMS), "paper")
+    cfg = reg.resolve("vitpose-b-classic-256x192-coco+aic+mpii")
+    assert [d.dataset for d in cfg.datasets] == ["coco", "aic", "mpii"]
+    assert cfg.train.batch_size == 1024 and cfg.train.lr == 1e-3  # Table 1's multi-dataset column
+    assert cfg.extra_data[1].gt_mat == "data/mpii/annotations/mpii_gt_val.mat"
+    assert all(d.use_gt_boxes_for_eval for d in cfg.extra_data) and not cfg.data.use_gt_boxes_for_eval
+    assert all(d.ratio is None for d in cfg.datasets)  # default: uniform over the union
+    coco_only = reg.resolve("vitpose-b-classic-256x192")
+    assert coco_only.extra_data == [] and coco_only.train.batch_size == 512
 
 
 def test_dvc_yaml_is_current():

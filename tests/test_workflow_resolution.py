@@ -118,3 +118,15 @@ def test_plan_prints_the_job_graph_in_the_papers_words():
     plan8 = subprocess.run([sys.executable, "-m", "workflow.registry", "plan", "--table", "8"], cwd=REPO,
                            capture_output=True, text=True).stdout
     assert "distillation from teacher vitpose-l-classic-256x192" in plan8
+
+
+def test_multi_dataset_ratios_reach_each_dataset_and_a_missing_one_is_named():
+    params = params_with(lambda p: p.update(multi_dataset={"ratios": {"coco": 2, "aic": 1, "mpii": 0.5}}))
+    cfg = Registry(params, "smoke").resolve("vitpose-b-classic-256x192-coco+aic+mpii")
+    assert [d.ratio for d in cfg.datasets] == [2, 1, 0.5]
+    assert Registry(params, "smoke").resolve("vitpose-b-classic-256x192").data.ratio is None  # one dataset
+    params = params_with(lambda p: p.update(multi_dataset={"ratios": {"coco": 1, "aic": 1}}))
+    with pytest.raises(ConfigError, match=r"multi_dataset\.ratios: no ratio for dataset 'mpii'"):
+        Registry(params, "smoke").resolve("vitpose-b-classic-256x192-coco+aic+mpii")
+    with pytest.raises(ConfigError, match=r"multi_dataset\.ratios"):
+        params_with(lambda p: p.update(multi_dataset={"ratios": {"coco": -1}}))

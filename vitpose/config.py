@@ -240,9 +240,15 @@ class DataConfig(Section):
     sigma: float = 2.0
     use_gt_boxes_for_eval: bool = False
     num_workers: int = 2
+    gt_mat: str | None = None  # MPII: mpii_gt_val.mat, the ground truth PCKh is computed against
+    # Multi-dataset training: this dataset's share of the sampled instances (weights, normalised over
+    # the run's datasets); null for every dataset = in proportion to their sizes (uniform over the union).
+    ratio: float | None = None
 
     def validate(self, path: str) -> None:
         _positive(path, "sigma", self.sigma)
+        if self.ratio is not None:
+            _positive(path, "ratio", self.ratio)
         if self.num_workers < 0:
             raise ConfigError(f"{_join(path, 'num_workers')}: expected ≥ 0, got {self.num_workers}")
         if not self.use_gt_boxes_for_eval and not self.det_file:
@@ -394,6 +400,14 @@ class RunConfig(Section):
     synthetic: bool = False
     paths: RunPaths | None = None  # null -> RunPaths.for_run(scale, run)
     upstream: dict = field(default_factory=dict)  # {role: run id} of the runs this run consumes
+    # Multi-dataset training (paper §3.3, Table 7): further datasets trained with the shared backbone,
+    # one decoder each (decoder 0 is `data`'s, decoder i + 1 is extra_data[i]'s).
+    extra_data: list[DataConfig] = field(default_factory=list)
+
+    @property
+    def datasets(self) -> list[DataConfig]:
+        """Every training dataset in decoder order: `data` first, then `extra_data`."""
+        return [self.data, *self.extra_data]
 
     def validate(self, path: str) -> None:
         if not self.run:
@@ -407,6 +421,11 @@ class RunConfig(Section):
                 raise ConfigError(f"{_join(path, 'serves')}[{i}]: expected keys 'table' and 'row', got {sorted(s)}")
         if self.paths is None:
             self.paths = RunPaths.for_run(self.scale, self.run)
+        names = [d.dataset for d in self.datasets]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"{_join(path, 'extra_data')}: each dataset at most once, got {names}")
+        if len({d.ratio is None for d in self.datasets}) > 1:
+            raise ConfigError(f"{_join(path, 'extra_data')}: give a ratio for every dataset or for none")
         oversized = self.model.oversized_window()
         if oversized:
             raise ConfigError(f"{_join(path, 'model.window_size')}: {oversized}")

@@ -13,6 +13,7 @@ included, by the registry (`Registry.validate_runs`) before any job starts.
 """
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 from typing import Any
@@ -187,10 +188,18 @@ SCHEMA = Mapping(
             "rescore_threshold": number(0, 1),
             "sigma": number(0, lo_open=True),
         }, required=("flip_test", "boxes", "nms_threshold", "rescore_threshold", "sigma")),
+        # Multi-dataset training (Table 7): how a batch mixes the datasets. ratios null: instances drawn
+        # uniformly from the union (datasets in proportion to their sizes); else {dataset: weight}.
+        "multi_dataset": Mapping({"ratios": Check(
+            "null or a mapping of dataset names (coco, aic, mpii, crowdpose) to positive numbers",
+            lambda v: v is None or (isinstance(v, dict) and v and all(
+                k in DATASETS and isinstance(w, (int, float)) and not isinstance(w, bool) and w > 0
+                for k, w in v.items())))}, defaults={"ratios": None}),
         "scales": Mapping(values=SCALE),
         "tables": Mapping(values=TABLE),
     },
     required=("scale", "seed", "baseline", "hyperparameters", "schedule", "evaluation", "scales", "tables"),
+    defaults={"multi_dataset": {"ratios": None}},
 )
 
 
@@ -224,7 +233,7 @@ def _validate(value: Any, schema, path: str, where: str) -> None:
                 raise ConfigError(f"{where}: {sub}: unknown key (expected one of: "
                                   f"{', '.join(schema.fields)})")
         for key, default in schema.defaults.items():
-            value.setdefault(key, default)
+            value.setdefault(key, copy.deepcopy(default))
     else:  # pragma: no cover - schema programming error
         raise TypeError(schema)
 

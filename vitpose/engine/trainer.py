@@ -432,7 +432,8 @@ def train(
     should_stop: Callable[[], bool] | None = None,
     objective: Objective | None = None,
 ) -> dict[str, Any]:
-    """Train with `objective` (default: heatmap finetuning of `cfg.model` on `cfg.data`) under
+    """Train with `objective` (default: heatmap finetuning of `cfg.model` on `cfg.data`, or
+    multi-dataset training (engine/multi_dataset.py) when `cfg.extra_data` is set) under
     `cfg.train`; export the weights to `out_checkpoint`.
 
     resume: continue from `work_dir/last.pth` when present (else start over).
@@ -442,8 +443,12 @@ def train(
     Returns a summary dict (iterations, epochs, iters_per_epoch, final_loss, lr,
     world_size, precision, interrupted, resumed_from, wall_time_s, checkpoint).
     """
-    trainer = Trainer(cfg, work_dir, out_checkpoint, objective or HeatmapObjective(), progress,
-                      t_start=time.time())
+    if objective is None:
+        # A run with extra datasets is multi-dataset training (one decoder per dataset).
+        from vitpose.engine.multi_dataset import MultiDatasetObjective
+
+        objective = MultiDatasetObjective() if cfg.extra_data else HeatmapObjective()
+    trainer = Trainer(cfg, work_dir, out_checkpoint, objective, progress, t_start=time.time())
     trainer.resume(resume)
     trainer.run(stop_after_iters, should_stop)
     summary = trainer.summary()

@@ -16,7 +16,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from vitpose.report import latex, markdown, pareto
+from vitpose.report import latex, markdown, pareto, supplementary
 from vitpose.report.index import IndexInfo, index_markdown
 from vitpose.report.reference import Reference
 from vitpose.report.tables import Table, build_hyperparameter_table, build_table
@@ -120,6 +120,10 @@ def _build_parts(only: set[str], tables: list[Table], reference: Reference, runs
         for name, text in ((f"table{n}.tex", latex.table_to_latex(t)), (f"table{n}.md", markdown.table_to_markdown(t))):
             atomic_write_text(out_dir / name, text)
             files.append(name)
+    if 7 in wanted:  # Table 7's runs are the multi-dataset runs: their per-dataset scores go with it
+        atomic_write_text(out_dir / supplementary.FILE,
+                          supplementary.supplementary_markdown(list(runs.values()), scale, synthetic))
+        files.append(supplementary.FILE)
     fig = fig_data = None
     if "figure1" in only:
         plotted = next(t for t in tables if t.number == int(reference.figure1["table"]))
@@ -191,7 +195,10 @@ def build_report(metrics: list[dict], plan: list[dict], hyper: dict, reference: 
                 pdf_status = f"not built: pdflatex failed on tables.tex (see tables.log): {log[-300:]!r}"
         bar.update()
 
-        info = IndexInfo(scale, synthetic, date, commit, plan_source, pdf_status, fig_notes, list(notes or []))
+        _write(tmp, supplementary.FILE, supplementary.supplementary_markdown(metrics, scale, synthetic), files)
+        run_notes = [f"`{m['run']}`: {n}" for m in metrics for n in m.get("notes") or []]
+        info = IndexInfo(scale, synthetic, date, commit, plan_source, pdf_status, fig_notes,
+                         list(notes or []) + run_notes)
         used = {e["run"] for e in plan}
         unused = sorted(set(runs) - used)
         _write(tmp, "index.md", index_markdown(info, tables, metrics, unused), files)

@@ -60,7 +60,9 @@ def index_markdown(info: IndexInfo, tables: list[Table], metrics: list[dict], un
         total = sum(len(r.cells) for r in t.rows if not r.cited)
         lines.append(f"| {t.number}: {escape(t.title)} | [table{t.number}.md](table{t.number}.md) | "
                      f"[table{t.number}.tex](table{t.number}.tex) | {filled}/{total} |")
-    lines += ["", f"All tables as one PDF: {info.pdf_status}", ""]
+    lines += ["", f"All tables as one PDF: {info.pdf_status}", "",
+              "Supplementary (multi-dataset runs on every dataset they trained on): "
+              "[supplementary_multi_dataset.md](supplementary_multi_dataset.md)", ""]
     lines += ["## Figure 1", "", "[figure1_pareto.pdf](figure1_pareto.pdf) · "
               "[figure1_pareto.png](figure1_pareto.png)", "", "![Figure 1](figure1_pareto.png)", ""]
     lines += [f"- {n}" for n in info.figure_notes] + [""]  # already Markdown

@@ -21,7 +21,7 @@ REQUIRED = ("schema", "run", "scale", "synthetic", "serves", "metrics")
 OPTIONAL_NUMBERS = ("params_M", "backbone_params_M", "gflops", "trainable_gflops", "train_memory_MB",
                     "wall_time_s")
 OPTIONAL_STRINGS = ("config_hash", "git_commit", "dataset", "split", "boxes")
-OPTIONAL_OTHER = ("config", "throughput")
+OPTIONAL_OTHER = ("config", "throughput", "per_dataset", "notes")
 ALLOWED = set(REQUIRED) | set(OPTIONAL_NUMBERS) | set(OPTIONAL_STRINGS) | set(OPTIONAL_OTHER)
 THROUGHPUT_KEYS = {"images_per_s": "number", "device": "string", "batch": "integer", "precision": "string"}
 
@@ -32,6 +32,17 @@ class MetricsError(UserError):
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_fractions(metrics: Any, key: str, fail) -> None:
+    if not isinstance(metrics, dict):
+        raise fail(key, "an object of metric name -> fraction", metrics)
+    for name, value in metrics.items():
+        if value is None:
+            continue
+        if not _is_number(value) or not 0.0 <= value <= 1.0:
+            raise fail(f"{key}.{name}", "a fraction in [0, 1] as pycocotools gives it (the report "
+                                        "multiplies by 100; use null for an undefined metric, not -1)", value)
 
 
 def validate_metrics(doc: Any, source: str = "metrics.json") -> dict:
@@ -70,14 +81,17 @@ def validate_metrics(doc: Any, source: str = "metrics.json") -> dict:
         if not isinstance(entry["row"], str) or not entry["row"]:
             raise fail(f"serves[{i}].row", "a row key (docs/DEVELOPING.md)", entry["row"])
 
-    if not isinstance(doc["metrics"], dict):
-        raise fail("metrics", "an object of metric name -> fraction", doc["metrics"])
-    for name, value in doc["metrics"].items():
-        if value is None:
-            continue
-        if not _is_number(value) or not 0.0 <= value <= 1.0:
-            raise fail(f"metrics.{name}", "a fraction in [0, 1] as pycocotools gives it (the report "
-                                          "multiplies by 100; use null for an undefined metric, not -1)", value)
+    _check_fractions(doc["metrics"], "metrics", fail)
+    # Multi-dataset runs: each training dataset's own val metrics, through its own decoder.
+    per = doc.get("per_dataset")
+    if per is not None:
+        if not isinstance(per, dict):
+            raise fail("per_dataset", "an object of dataset name -> metrics object", per)
+        for name, metrics in per.items():
+            _check_fractions(metrics, f"per_dataset.{name}", fail)
+    notes = doc.get("notes")
+    if notes is not None and not (isinstance(notes, list) and all(isinstance(n, str) for n in notes)):
+        raise fail("notes", "a list of strings", notes)
 
     for key in OPTIONAL_NUMBERS:
         value = doc.get(key)

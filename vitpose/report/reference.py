@@ -47,6 +47,9 @@ class RefRow:
     attributes: dict[str, str | bool]
     values: dict[str, float]
     marks: dict[str, str] = field(default_factory=dict)
+    # Which version of the paper prints the row: the final one (canonical), or the submission draft
+    # for rows the final version dropped (Table 7's COCO+AIC+MPII+CrowdPose); the table notes say so.
+    source: str = "final"
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,9 @@ def _number(value, where: str, path: Path) -> float:
     return float(value)
 
 
+SOURCES = ("final", "submission")
+
+
 def _parse_table(number: int, raw: dict, path: Path) -> RefTable:
     where = f"tables.{number}"
     layout = raw.get("layout", "rows")
@@ -148,8 +154,11 @@ def _parse_table(number: int, raw: dict, path: Path) -> RefTable:
         if not set(marks) <= col_keys:
             raise UserError(f"{path}: {rwhere} ({key}): marks name unknown columns "
                             f"{sorted(set(marks) - col_keys)}")
+        source = str(r.get("source", "final"))
+        if source not in SOURCES:
+            raise UserError(f"{path}: {rwhere} ({key}): source: expected one of {SOURCES}, got {source!r}")
         rows.append(RefRow(key, str(_need(r, "label", rwhere, path)), bool(r.get("cited", False)),
-                           attrs, values, marks))
+                           attrs, values, marks, source))
     return RefTable(number, str(_need(raw, "title", where, path)), layout,
                     str(raw.get("label_header", "")), attributes, columns, rows,
                     raw.get("note"), bool(raw.get("test_dev", False)))

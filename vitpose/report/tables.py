@@ -194,6 +194,10 @@ def build_table(ref: RefTable, runs: dict[str, dict], plan: list[dict], scale: s
         table.notes.append(f"Paper: {ref.note}")
     if any(c.key == THROUGHPUT_FIELD for c in ref.columns):
         table.notes.append(_speed_note([runs[r.run] for r in rows if r.run in runs]))
+    # What the runs themselves say about their numbers (e.g. CrowdPose's overlap with COCO val).
+    for r in rows:
+        for note in (runs[r.run].get("notes") or []) if r.run in runs else []:
+            table.notes.append(f"Reproduced row {r.key}: {note}")
     return table
 
 

@@ -17,6 +17,7 @@ for _n in TABLES:
         output:
             f"paper_tables/{SCALE}/table{_n}.tex",
             f"paper_tables/{SCALE}/table{_n}.md",
+            *([f"paper_tables/{SCALE}/supplementary_multi_dataset.md"] if _n == 7 else []),
         params:
             py=PY,
             scale=SCALE,
