@@ -86,12 +86,15 @@ def make_synthetic_other(dataset: str, root: Path, num_train: int, num_val: int,
 
 def other_data_section(dataset: str, root: Path, num_workers: int = 0, **extra) -> dict:
     """A `data` / `extra_data` entry for the synthetic layout of `dataset` (ground-truth eval boxes)."""
-    from vitpose.data.synthetic import AIC_LAYOUT, MPII_GT_FILE, MPII_LAYOUT
+    from vitpose.data.synthetic import AIC_LAYOUT, CROWDPOSE_LAYOUT, MPII_GT_FILE, MPII_LAYOUT
 
     if dataset == "aic":
         (train_ann, train_img), (val_ann, val_img) = AIC_LAYOUT["train"], AIC_LAYOUT["val"]
     elif dataset == "mpii":
         train_ann, val_ann = MPII_LAYOUT["train"], MPII_LAYOUT["val"]
+        train_img = val_img = "images"
+    elif dataset == "crowdpose":
+        train_ann, val_ann = CROWDPOSE_LAYOUT["train"], CROWDPOSE_LAYOUT["val"]
         train_img = val_img = "images"
     else:
         raise ValueError(dataset)

@@ -400,6 +400,10 @@ def test_crowdpose_annotations_downloaded_images_placed_as_archive(tmp_path: Pat
     """The real `crowdpose` item: a downloaded tar (pick mode) plus a manual directory given as its archive."""
     root = tmp_path / "data"
     ann = json.loads(coco_json(2))
+    for image in ann["images"]:  # CrowdPose's format: 14 keypoints and a crowd index per image
+        image["crowdIndex"] = 0.1
+    for a in ann["annotations"]:
+        a["keypoints"] = a["keypoints"][:14 * 3]
     annotations = tar_bytes({f"annotations/{n}": json.dumps(ann).encode() for n in
                              ("mmpose_crowdpose_trainval.json", "mmpose_crowdpose_test.json")}
                             | {"annotations/det_for_crowd_test_0.1_0.5.json": b"[]"})

@@ -111,17 +111,18 @@ def test_detections(tiny_coco: Path) -> None:
 
 
 def test_mpii_requires_gt_val_mat(tmp_path: Path) -> None:
+    """The real MPII layout (synthetic people written in it): annotations, images and mpii_gt_val.mat."""
+    from vitpose.data.synthetic import generate_synthetic_mpii
+
     spec = load_manifest().items["mpii"].validate
-    (tmp_path / "images").mkdir()
-    (tmp_path / "images" / "a.jpg").write_bytes(b"x")
-    (tmp_path / "annotations").mkdir()
-    for name in ("mpii_train.json", "mpii_val.json"):
-        (tmp_path / "annotations" / name).write_text(json.dumps([{"image": "a.jpg", "joints": []}] * 2))
-    with pytest.raises(DataError, match="mpii_gt_val.mat"):
+    generate_synthetic_mpii(tmp_path, seed=0, num_train=2, num_val=2, progress=False)
+    counts = validate_item(tmp_path, spec, expected={})  # structure only: every key, joint and image
+    assert counts["mpii_train_annotations"] >= 2 and counts["mpii_gt_val_people"] == counts["mpii_val_annotations"]
+    with pytest.raises(DataError, match="22,246"):  # the paper scale demands the full dataset
         validate_item(tmp_path, spec)
-    (tmp_path / "annotations" / "mpii_gt_val.mat").write_bytes(b"MATLAB")
-    assert validate_item(tmp_path, spec) == {"mpii_train_annotations": 2, "mpii_train_images": 1,
-                                             "mpii_val_annotations": 2, "mpii_val_images": 1}
+    (tmp_path / "annotations" / "mpii_gt_val.mat").unlink()
+    with pytest.raises(DataError, match="mpii_gt_val.mat"):
+        validate_item(tmp_path, spec, expected={})
 
 
 def test_torch_checkpoint_format(tmp_path: Path) -> None:
