@@ -156,7 +156,7 @@ def test_every_run_config_is_accepted_by_the_stages(scale):
 
 def test_stage_refuses_an_unavailable_run_at_once():
     proc = subprocess.run([sys.executable, "-m", "stages.finetune", "--run",
-                           "vitpose-b-classic-256x192-coco+aic", "--scale", "smoke"],
+                           "vitpose-b-classic-256x192-pt-coco-crop", "--scale", "smoke"],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
-    assert "multi_dataset" in proc.stderr and "Traceback" not in proc.stderr
+    assert "mae_pretraining" in proc.stderr and "Traceback" not in proc.stderr
