@@ -47,7 +47,7 @@ from vitpose.models.multi import (
     multi_checkpoint_path,
     save_multi_checkpoint,
 )
-from vitpose.utils.errors import CheckpointError, ConfigError, DataError
+from vitpose.utils.errors import ConfigError, DataError
 
 
 def data_key(d: int) -> str:
@@ -90,15 +90,9 @@ def build_multi_model_for_training(cfg: RunConfig) -> MultiDatasetPoseModel:
     """The shared backbone + one decoder per dataset, initialised from `cfg.pretrained` when given
     (an MAE file sets the backbone; a ViTPose file every matching weight: a released single-dataset
     checkpoint the backbone and decoder 0, a model_multi.pth every decoder)."""
-    from vitpose.models.checkpoint import load_pretrained
+    from vitpose.engine.objective import init_from_pretrained
 
-    model = build_multi_model(cfg.model, dataset_keypoints(cfg), dataset_names(cfg))
-    if cfg.pretrained:
-        path = resolve_path(cfg.pretrained)
-        if not path.is_file():
-            raise CheckpointError(f"{path}: pretrained checkpoint not found (config key 'pretrained')")
-        load_pretrained(model, path)
-    return model
+    return init_from_pretrained(build_multi_model(cfg.model, dataset_keypoints(cfg), dataset_names(cfg)), cfg)
 
 
 def build_multi_train_dataset(cfg: RunConfig):

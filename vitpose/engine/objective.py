@@ -138,9 +138,14 @@ def build_train_dataset(cfg: RunConfig):
 def build_model_for_training(cfg: RunConfig) -> nn.Module:
     """The configured model, initialised from `cfg.pretrained` when given."""
     from vitpose.models import build_model
+
+    return init_from_pretrained(build_model(cfg.model), cfg)
+
+
+def init_from_pretrained(model: nn.Module, cfg: RunConfig) -> nn.Module:
+    """Load `cfg.pretrained` into `model` when given (format detected by the file); returns `model`."""
     from vitpose.models.checkpoint import load_pretrained
 
-    model = build_model(cfg.model)
     if cfg.pretrained:
         path = resolve_path(cfg.pretrained)
         if not path.is_file():
