@@ -115,6 +115,20 @@ def run_notes(cfg) -> list[str]:
     return notes
 
 
+def pretraining_record(cfg) -> dict | None:
+    """What the run's backbone was pre-trained on, from its MAE pre-training run's file (the meta our
+    MAE export writes): the set, its image count, the schedule and the final reconstruction loss."""
+    up = cfg.upstream.get("pretrain")
+    if not up or not cfg.pretrained:
+        return None
+    from vitpose.models.checkpoint import read_torch_file
+    from vitpose.config import resolve_path
+
+    meta = read_torch_file(resolve_path(cfg.pretrained), "pretrained checkpoint", mmap=True).get("meta") or {}
+    keys = ("set", "images", "epochs", "iterations", "final_loss", "train_time_s", "config_hash")
+    return {"run": up, **{k: meta.get(k) for k in keys}}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     t0 = time.time()
@@ -143,6 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         per_dataset = stats.pop("per_dataset", None)  # multi-dataset runs: every dataset, its own decoder
         costs = model_costs(cfg.model)
         train_time = checkpoint_train_time(args.checkpoint)
+        pretraining = pretraining_record(cfg)
         config = cfg.to_dict()
         metrics = {
             "schema": SCHEMA,
@@ -159,6 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "metrics": defined(stats),
             **({"per_dataset": {name: defined(m) for name, m in per_dataset.items()}} if per_dataset else {}),
             **({"notes": run_notes(cfg)} if run_notes(cfg) else {}),
+            **({"pretraining": pretraining} if pretraining else {}),
             **costs,
             **bench,
             # training (from the checkpoint's meta, all resumed segments) plus this evaluation

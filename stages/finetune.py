@@ -16,16 +16,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from stages._cli import add_config_args, launch, load_run_config, remove_outputs_on_error, run_main
+from vitpose.utils.errors import UserError
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m stages.finetune", description=__doc__.splitlines()[0])
+def build_parser(prog: str = "python -m stages.finetune", description: str = __doc__.splitlines()[0],
+                 out_file: str = "model.pth") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     add_config_args(parser)
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="resumable training state (default: the config's paths.work_dir, "
                              "work/<scale>/<run>)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="final weights (default: the config's paths, results/<scale>/<run>/model.pth)")
+                        help=f"final weights (default: the config's paths, results/<scale>/<run>/{out_file})")
     parser.add_argument("--no-resume", action="store_true", help="ignore saved state and start over")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--in-process", action="store_true",
@@ -37,16 +39,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, stage: str = "finetune",
+         parser: argparse.ArgumentParser | None = None) -> int:
+    """Train the run of `--config` as a `stage` job: "finetune" (this command) or "pretrain"
+    (stages.pretrain: the same loop with the MAE objective, writing the run's `mae` file)."""
+    args = (parser or build_parser()).parse_args(argv)
     cfg = load_run_config(args)
+    pretraining = cfg.pretraining is not None
+    if pretraining != (stage == "pretrain"):
+        other = "stages.pretrain" if pretraining else "stages.finetune"
+        raise UserError(f"{args.config or args.run}: run {cfg.run} is "
+                        f"{'an MAE pre-training' if pretraining else 'a finetuning'} run; "
+                        f"train it with `python -m {other}`")
     work_dir = args.work_dir or cfg.paths.resolve("work_dir")
-    out = args.out or cfg.paths.resolve("checkpoint")
+    out = args.out or cfg.paths.resolve("mae" if pretraining else "checkpoint")
 
     if not args.in_process:  # bad launch options fail before the (seconds-long) import of the engine
         from vitpose.launch import launch_config_from_args
 
-        launch_config_from_args(args, "finetune")
+        launch_config_from_args(args, stage)
     from vitpose.engine.distributed import cleanup, is_main_process
     from vitpose.engine.trainer import train
 
@@ -54,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   progress=not args.no_progress)
     if not args.in_process:
         with remove_outputs_on_error([out]):
-            summary = launch(train, kwargs, cfg, "finetune", args)
+            summary = launch(train, kwargs, cfg, stage, args)
         print(json.dumps(summary, indent=2))
         return 0
     try:

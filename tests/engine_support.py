@@ -105,3 +105,35 @@ def other_data_section(dataset: str, root: Path, num_workers: int = 0, **extra) 
     if dataset == "mpii":
         section["gt_mat"] = str(root / MPII_GT_FILE)
     return {**section, **extra}
+
+
+# ---------------------------------------------------------------- MAE pre-training runs (Table 3)
+def make_crop_index(coco_root: Path, out: Path) -> Path:
+    """The coco-crop pre-training index of a synthetic COCO tree (stages.pretrain_data's output)."""
+    from vitpose.data.pretrain import build_index, write_index
+
+    doc = build_index("coco-crop", {"coco": {"ann": str(coco_root / "annotations/person_keypoints_train2017.json"),
+                                              "images": str(coco_root / "train2017")}})
+    write_index(doc, out)
+    return out
+
+
+def mae_config(index: Path, run: str = "mae-tiny", **sections) -> dict:
+    """A seconds-long MAE pre-training run: the 2-block ViT of `tiny_config` at 64x64 (4x4 patches,
+    4 kept at mask ratio 0.75), a 1-block decoder of width 16, drop path on (so RNG state matters)."""
+    cfg = {
+        "run": run,
+        "scale": "smoke",
+        "synthetic": True,
+        "seed": 3,
+        "model": {"arch": "vit", "embed_dim": 32, "depth": 2, "num_heads": 2, "input_size": [64, 64],
+                  "decoder_channels": 16, "drop_path_rate": 0.1},
+        "train": {"epochs": 3, "batch_size": 4, "lr": 1e-3, "weight_decay": 0.05, "betas": [0.9, 0.95],
+                  "layer_decay": 1.0, "lr_schedule": "cosine", "warmup_epochs": 1, "grad_clip": None,
+                  "log_every_iters": 1},
+        "pretraining": {"set": "coco-crop", "index": str(index), "decoder_dim": 16, "decoder_depth": 1,
+                        "decoder_heads": 2, "num_workers": 0},
+    }
+    for name, values in sections.items():
+        cfg[name] = {**cfg[name], **copy.deepcopy(values)} if isinstance(values, dict) else values
+    return cfg

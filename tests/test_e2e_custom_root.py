@@ -46,7 +46,7 @@ def project(tmp_path_factory) -> Path:
         "description": "a user's own COCO-layout root (test)", "synthetic": False, "data_root": str(root),
         "download": False, "exact_counts": False, "models": smoke["models"],
         "train": dict(smoke["train"], epochs=1), "eval": smoke["eval"], "benchmark": smoke["benchmark"],
-        "pretrain_fallback": "none"}
+        "imagenet_init": "none"}  # random init: no ImageNet on this root (and no MAE job in this test)
     rows = params["tables"]["table5"]["rows"]
     params["tables"]["table5"]["rows"] = {k: rows[k] for k in ("full", "window")}
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

@@ -146,3 +146,15 @@ def test_markdown_has_the_papers_rows_and_columns(number):
 def test_smoke_tables_say_synthetic_and_real_ones_do_not():
     assert SYNTHETIC_BANNER in table_to_markdown(build_table(REF.tables[4], {}, [], "smoke", True))
     assert "SMOKE" not in table_to_markdown(build_table(REF.tables[4], {}, [], "paper", False))
+
+
+def test_table3_shows_the_measured_pretraining_volume_beside_the_papers():
+    pre = {"run": "mae-b-coco-crop", "set": "coco-crop", "images": 149813, "epochs": 1600}
+    runs = {"c": doc("c", [(3, "coco-crop")], pretraining=pre), "i": doc("i", [(3, "imagenet-1k")])}
+    t = build_table(REF.tables[3], runs, plan((3, "coco-crop", "c", None), (3, "imagenet-1k", "i", None),
+                                              (3, "coco+aic-crop", "x", "needs something")), "smoke", True)
+    rows = {r.key: r for r in t.rows}
+    assert rows["coco-crop"].attributes == ["150K (ours: 149,813)"]
+    assert rows["imagenet-1k"].attributes == ["1M"]       # released weights: nothing measured here
+    assert rows["coco+aic-crop"].attributes == ["500K"]   # no run: the paper's value alone
+    assert "150K (ours: 149,813)" in table_to_markdown(t)

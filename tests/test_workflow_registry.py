@@ -74,7 +74,9 @@ def test_run_config_follows_scale_and_table1():
     smoke = Registry(params, "smoke").run_config("vitpose-b-classic-256x192-r2-window16x12-shift-pool")
     assert smoke["model"]["window_size"] == [16, 12] and smoke["model"]["ratio"] == 2
     assert smoke["model"]["shift"] and smoke["model"]["pool"]
-    assert smoke["pretrained"] is None  # no ImageNet at smoke scale: random init, said in the summary
+    # smoke: the synthetic ImageNet stand-in, pre-trained here with MAE (imagenet_init: ours)
+    assert smoke["pretrained"] == "results/smoke/mae-vitpose-b-imagenet-1k/mae_pretrain.pth"
+    assert Registry(params, "smoke").get(smoke["run"]).upstream == {"pretrain": "mae-vitpose-b-imagenet-1k"}
     # Milestones keep their relative place when the schedule is shortened.
     e = smoke["train"]["epochs"]
     assert smoke["train"]["milestones"] == pytest.approx([170 / 210 * e, 200 / 210 * e])
@@ -83,8 +85,8 @@ def test_run_config_follows_scale_and_table1():
 def test_missing_capabilities_are_explicit():
     reg = Registry(load_params(PARAMS), "smoke")
     missing = {r.id: r.missing for r in reg.runs.values() if r.missing}
-    assert "vitpose-b-classic-256x192-pt-coco-crop" in missing
-    assert "mae_pretraining" in missing["vitpose-b-classic-256x192-pt-coco-crop"]
+    assert "vitpose-b-classic-256x192-kd-token-vitpose-l" in missing
+    assert "distillation" in missing["vitpose-b-classic-256x192-kd-token-vitpose-l"]
     for table, cap in [(3, "mae_pretraining"), (7, "multi_dataset"), (8, "distillation")]:
         if not CAPABILITIES[cap][0]:
             assert cap in reg.table_blocker(table)
@@ -92,8 +94,42 @@ def test_missing_capabilities_are_explicit():
             assert reg.table_blocker(table) is None
     assert reg.table_blocker(5) is None and reg.table_blocker(9) is None
     plan = reg.table_plan()
-    table3 = [p for p in plan if p["table"] == 3 and p["row"] != "imagenet-1k"]
-    assert table3 and all(p["unavailable"] for p in table3)
+    table8 = [p for p in plan if p["table"] == 8 and p["row"] != "none"]
+    assert table8 and all(p["unavailable"] for p in table8)
+
+
+def test_table3_rows_each_finetune_from_their_own_pretraining():
+    """Every Table 3 row consumes one MAE pre-training run on its set (at smoke also ImageNet-1k, whose
+    stand-in is pre-trained here); at paper scale the ImageNet-1k row uses the released MAE weights."""
+    from workflow.kinds import KINDS
+
+    params = load_params(PARAMS)
+    reg = Registry(params, "smoke")
+    rows = [reg.get(r["run"]) for r in reg.rows if r["table"] == 3]
+    ups = [reg.get(r.upstream["pretrain"]) for r in rows]
+    assert [u.spec["pretrain"] for u in ups] == ["imagenet-1k", "coco-crop", "coco+aic-crop", "coco+aic-nocrop"]
+    assert all(u.stage == "pretrain" and u.missing is None for u in ups)
+    for run, up in zip(rows, ups):
+        cfg = reg.resolve(run.id)
+        assert cfg.pretrained == up.file("mae")
+        inputs = reg.job_inputs(KINDS["finetune"], run.id)
+        assert inputs["pretrain"] == up.file("mae") and "pretrained" not in inputs
+        pcfg = reg.resolve(up.id)
+        assert pcfg.pretraining.set == up.spec["pretrain"] and pcfg.data is None
+        assert pcfg.pretraining.index == f"data/smoke/pretrain/{up.spec['pretrain']}.json"
+    paper = Registry(params, "paper")
+    base = paper.get(next(r["run"] for r in paper.rows if r["table"] == 3 and r["row"] == "imagenet-1k"))
+    assert "pretrain" not in base.upstream
+    assert paper.resolve(base.id).pretrained == "data/weights/mae_pretrain_vit_base.pth"
+    mae = paper.resolve("mae-vitpose-b-coco-crop")
+    # MAE's recipe at paper scale: effective batch 4096, lr = 1.5e-4 x 4096 / 256, 1600 epochs
+    assert mae.train.batch_size == 4096 and mae.train.lr == pytest.approx(2.4e-3)
+    assert mae.train.epochs == 1600 and mae.train.warmup_epochs == 40 and mae.train.lr_schedule == "cosine"
+    assert tuple(mae.train.betas) == (0.9, 0.95) and mae.train.weight_decay == 0.05
+    assert mae.train.layer_decay == 1.0 and mae.train.grad_clip is None
+    assert (mae.pretraining.decoder_dim, mae.pretraining.decoder_depth, mae.pretraining.decoder_heads) == (512, 8, 16)
+    assert mae.pretraining.mask_ratio == 0.75 and list(mae.model.input_size) == [224, 224]
+    assert mae.model.vit_args()["embed_dim"] == 768 and mae.model.vit_args()["drop_path_rate"] == 0.0
 
 
 def test_multi_dataset_runs_resolve_one_decoder_per_dataset():
@@ -151,12 +187,13 @@ def test_every_run_config_is_accepted_by_the_stages(scale):
             continue
         parsed = RunConfig.from_dict(cfg)
         assert parsed.run == run.id and parsed.scale == scale
-        assert list(parsed.model.input_size) == [int(v) for v in run.spec["input"].split("x")]
+        size = reg.pretraining_recipe()["input"] if run.stage == "pretrain" else run.spec["input"]
+        assert list(parsed.model.input_size) == [int(v) for v in size.split("x")]
 
 
 def test_stage_refuses_an_unavailable_run_at_once():
     proc = subprocess.run([sys.executable, "-m", "stages.finetune", "--run",
-                           "vitpose-b-classic-256x192-pt-coco-crop", "--scale", "smoke"],
+                           "vitpose-b-classic-256x192-kd-token-vitpose-l", "--scale", "smoke"],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
-    assert "mae_pretraining" in proc.stderr and "Traceback" not in proc.stderr
+    assert "distillation" in proc.stderr and "Traceback" not in proc.stderr

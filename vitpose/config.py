@@ -82,6 +82,9 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
             if type(None) in args:
                 return None
             raise _fail(path, tp, value)
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:  # Optional[X]: X's own error says what is wrong inside the value
+            return _convert(value, options[0], path)
         for arg in args:
             if arg is type(None):
                 continue
@@ -290,6 +293,12 @@ class TrainConfig(Section):
     # cost to N iterations); null → only at epoch ends. Not part of the state's identity: it may
     # change between the segments of a run.
     checkpoint_every_iters: int | None = None
+    # The lr schedule: "step" (finetuning: linear warm-up over warmup_iters, then x gamma at the
+    # milestones) or "cosine" (MAE pre-training: linear warm-up from 0 over warmup_epochs, then a
+    # half-cycle cosine down to min_lr). Either is updated every iteration.
+    lr_schedule: Literal["step", "cosine"] = "step"
+    warmup_epochs: float | None = None  # cosine: warm-up length in epochs (null -> warmup_iters)
+    min_lr: float = 0.0  # cosine: the lr at the end of the run
 
     def validate(self, path: str) -> None:
         for key in ("epochs", "batch_size", "checkpoint_every_epochs", "log_every_iters"):
@@ -302,6 +311,15 @@ class TrainConfig(Section):
         _positive(path, "lr", self.lr)
         _positive(path, "weight_decay", self.weight_decay, allow_zero=True)
         _positive(path, "warmup_iters", self.warmup_iters, allow_zero=True)
+        _positive(path, "min_lr", self.min_lr, allow_zero=True)
+        if self.warmup_epochs is not None:
+            _positive(path, "warmup_epochs", self.warmup_epochs, allow_zero=True)
+            if self.warmup_epochs >= self.epochs:
+                raise ConfigError(f"{_join(path, 'warmup_epochs')}: expected fewer than the run's "
+                                  f"{self.epochs} epochs, got {_show(self.warmup_epochs)}")
+        if self.min_lr >= self.lr:
+            raise ConfigError(f"{_join(path, 'min_lr')}: expected less than lr {_show(self.lr)}, "
+                              f"got {_show(self.min_lr)}")
         for i, b in enumerate(self.betas):
             if not 0.0 <= b < 1.0:
                 raise ConfigError(f"{_join(path, 'betas')}[{i}]: expected a number in [0, 1), got {_show(b)}")
@@ -317,16 +335,16 @@ class TrainConfig(Section):
             raise ConfigError(f"{_join(path, 'gamma')}: expected a number in (0, 1], got {_show(self.gamma)}")
         if self.grad_clip is not None:
             _positive(path, "grad_clip", self.grad_clip)
-        if self.milestones is None:
+        if self.milestones is None and self.lr_schedule == "step":
             from vitpose.engine.schedule import default_milestones
 
             self.milestones = default_milestones(self.epochs)
-        for i, m in enumerate(self.milestones):
+        for i, m in enumerate(self.milestones or []):
             if not (math.isfinite(m) and 0 < m <= self.epochs):
                 raise ConfigError(
                     f"{_join(path, 'milestones')}[{i}]: expected an epoch in (0, {self.epochs}], got {_show(m)}"
                 )
-        if list(self.milestones) != sorted(self.milestones):
+        if self.milestones and list(self.milestones) != sorted(self.milestones):
             raise ConfigError(f"{_join(path, 'milestones')}: expected increasing epochs, got {self.milestones}")
 
 
@@ -346,6 +364,57 @@ class EvalConfig(Section):
                 raise ConfigError(f"{_join(path, key)}: expected a number in [0, 1], got {_show(value)}")
 
 
+# MAE pre-training sets of Table 3 and the datasets each is built from (vitpose/data/pretrain.py builds
+# their image indexes; the registry their DAG steps).
+PRETRAIN_SOURCES: dict[str, tuple[str, ...]] = {
+    "imagenet-1k": ("imagenet",),
+    "coco-crop": ("coco",),
+    "coco+aic-crop": ("coco", "aic"),
+    "coco+aic-nocrop": ("coco", "aic"),
+}
+PRETRAIN_SETS = tuple(PRETRAIN_SOURCES)
+
+
+@dataclass
+class PretrainConfig(Section):
+    """MAE pre-training of the ViT backbone (He et al. 2022; ViTPose §3.3, Table 3).
+
+    The run's `model` is the encoder (its `input_size` the pre-training resolution, full attention,
+    ratio 1); these keys are the rest of MAE: the images, the masking, the decoder, the loss and the
+    augmentation. A run with this section has no `data` (no keypoints are read).
+    """
+
+    set: Literal[PRETRAIN_SETS]
+    index: str  # the set's image index (JSON, written by stages.pretrain_data), relative to the repo
+    mask_ratio: float = 0.75  # fraction of the patches removed per image
+    decoder_dim: int = 512
+    decoder_depth: int = 8
+    decoder_heads: int = 16
+    norm_pix_loss: bool = True  # targets: each patch normalised by its own mean and variance
+    crop_scale: tuple[float, float] = (0.2, 1.0)  # RandomResizedCrop area fraction
+    hflip: bool = True
+    num_workers: int = 2  # data loader processes
+
+    def validate(self, path: str) -> None:
+        if not 0.0 < self.mask_ratio < 1.0:
+            raise ConfigError(f"{_join(path, 'mask_ratio')}: expected a number in (0, 1), got "
+                              f"{_show(self.mask_ratio)}")
+        for key in ("decoder_dim", "decoder_depth", "decoder_heads"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{_join(path, key)}: expected a positive integer, got {getattr(self, key)}")
+        if self.decoder_dim % self.decoder_heads or self.decoder_dim % 4:
+            raise ConfigError(f"{_join(path, 'decoder_dim')}: expected a multiple of 4 and of decoder_heads "
+                              f"{self.decoder_heads}, got {self.decoder_dim}")
+        lo, hi = self.crop_scale
+        if not 0.0 < lo <= hi <= 1.0:
+            raise ConfigError(f"{_join(path, 'crop_scale')}: expected 0 < min <= max <= 1, got {[lo, hi]}")
+        if self.num_workers < 0:
+            raise ConfigError(f"{_join(path, 'num_workers')}: expected ≥ 0, got {self.num_workers}")
+
+    def resolve(self, name: str = "index") -> Path:
+        return resolve_path(getattr(self, name))
+
+
 # File names inside a run's result directory: the one place they are spelt (the registry declares the
 # job kinds that produce them, the stages write them).
 RUN_FILES = {
@@ -355,6 +424,7 @@ RUN_FILES = {
     "metrics": "metrics.json",
     "keypoints": "results_keypoints.json",
     "unavailable": "unavailable.json",
+    "mae": "mae_pretrain.pth",  # a pre-training run's encoder + decoder, in MAE's file format
 }
 
 
@@ -386,7 +456,7 @@ class RunConfig(Section):
     run: str
     scale: str
     model: ModelConfig
-    data: DataConfig
+    data: DataConfig | None = None  # the keypoint data (every run but MAE pre-training)
     seed: int = 0
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -403,11 +473,14 @@ class RunConfig(Section):
     # Multi-dataset training (paper §3.3, Table 7): further datasets trained with the shared backbone,
     # one decoder each (decoder 0 is `data`'s, decoder i + 1 is extra_data[i]'s).
     extra_data: list[DataConfig] = field(default_factory=list)
+    # MAE pre-training run (Table 3): what it reads and how it masks; null for every other run.
+    pretraining: PretrainConfig | None = None
 
     @property
     def datasets(self) -> list[DataConfig]:
-        """Every training dataset in decoder order: `data` first, then `extra_data`."""
-        return [self.data, *self.extra_data]
+        """Every training dataset in decoder order: `data` first, then `extra_data` (none when
+        pre-training)."""
+        return [] if self.data is None else [self.data, *self.extra_data]
 
     def validate(self, path: str) -> None:
         if not self.run:
@@ -421,6 +494,10 @@ class RunConfig(Section):
                 raise ConfigError(f"{_join(path, 'serves')}[{i}]: expected keys 'table' and 'row', got {sorted(s)}")
         if self.paths is None:
             self.paths = RunPaths.for_run(self.scale, self.run)
+        if self.pretraining is None and self.data is None:
+            raise ConfigError(f"{_join(path, 'data')}: required key is missing")
+        if self.pretraining is not None:
+            self._validate_pretraining(path)
         names = [d.dataset for d in self.datasets]
         if len(set(names)) != len(names):
             raise ConfigError(f"{_join(path, 'extra_data')}: each dataset at most once, got {names}")
@@ -429,6 +506,21 @@ class RunConfig(Section):
         oversized = self.model.oversized_window()
         if oversized:
             raise ConfigError(f"{_join(path, 'model.window_size')}: {oversized}")
+
+    def _validate_pretraining(self, path: str) -> None:
+        """An MAE run reads images, not keypoints, and its encoder must be a plain 1/16 ViT."""
+        if self.data is not None or self.extra_data:
+            raise ConfigError(f"{_join(path, 'data')}: a pre-training run reads `pretraining.index`, "
+                              f"not keypoint data; remove `data`")
+        m, key = self.model, _join(path, "model")
+        if not m.is_vit or m.attention != "full" or m.ratio != 1:
+            raise ConfigError(f"{key}: MAE pre-trains a plain ViT (full attention, ratio 1), got arch "
+                              f"{m.arch}, attention {m.attention}, ratio {m.ratio}")
+        if m.input_size[0] != m.input_size[1]:
+            # MAE files carry a square n x n position grid (the released ones 14 x 14), which is what
+            # the loader resizes to a finetuning input
+            raise ConfigError(f"{key}.input_size: MAE pre-training images are square, got "
+                              f"{m.input_size[0]}x{m.input_size[1]}")
 
     @property
     def hash(self) -> str:

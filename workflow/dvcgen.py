@@ -33,6 +33,9 @@ CODE = {
     "config": ["workflow/registry.py", "workflow/kinds.py", "workflow/schema.py", "vitpose/config.py"],
     "plugin": ["stages", "vitpose"],  # a kind registered by an extension: any code may matter
     "data": ["stages/download.py", "vitpose/download", "vitpose/data/synthetic.py"],
+    "pretrain_data": ["stages/pretrain_data.py", "vitpose/data/pretrain.py"],
+    "pretrain": ["stages/pretrain.py", "stages/finetune.py", "vitpose/models", "vitpose/data", "vitpose/engine",
+                 "vitpose/config.py"],
     "finetune": ["stages/finetune.py", "vitpose/models", "vitpose/data", "vitpose/engine", "vitpose/config.py"],
     "benchmark": ["stages/benchmark.py", "vitpose/models"],
     "evaluate": ["stages/evaluate.py", "vitpose/models", "vitpose/data", "vitpose/engine",
@@ -61,7 +64,7 @@ def pipeline(reg: Registry, wdir: str | None) -> dict:
         stages[name] = body
 
     runs = reg.available_runs()
-    datasets = sorted({d for r in runs for d in r.spec["datasets"]})
+    datasets = sorted({d for r in runs for d in r.spec["datasets"]})  # pre-training sources included
     for ds in datasets:
         # Real datasets are tens of GB: keep them out of DVC's cache and never delete them before a
         # re-run (the download stage itself verifies, resumes and skips what is complete).
@@ -73,13 +76,22 @@ def pipeline(reg: Registry, wdir: str | None) -> dict:
                                else f"scales.{scale}.data_root"]),
             "outs": [reg.data_dir(ds) if reg.scale_cfg["synthetic"] else {reg.data_dir(ds): real}],
         })
-    weights = sorted({w for r in runs if (w := reg.pretrained_checkpoint(r))})
+    weights = sorted({w for r in runs if (w := reg.pretrained_checkpoint(r)) and "pretrain" not in r.upstream})
     for w in weights:
         name = Path(w).stem
         add(f"weights-{name}", {
             "cmd": f"{PY} {reg.download_command(name)}",
             "deps": CODE["data"][:2],
             "outs": [{w: {"persist": True}}],
+        })
+    for pset in reg.pretrain_sets():
+        index = reg.pretrain_index(pset)
+        add(f"pretrain-data-{re.sub(r'[^A-Za-z0-9_-]', '_', pset)}", {
+            "cmd": f"{PY} {reg.pretrain_index_command(pset)}",
+            "deps": CODE["pretrain_data"] + [reg.data_dir(Path(v).parent.name)
+                                             for v in reg.pretrain_index_inputs(pset).values()],
+            "params": _params(["pretraining.crops"]),
+            "outs": [{index: {"cache": False}}],
         })
     # One stage per job of every run, from the job kinds (workflow/kinds.py), with the same inputs and
     # commands as Snakemake's rules. Only a run's `config` stage depends on params.yaml (the run's own
@@ -103,7 +115,7 @@ def pipeline(reg: Registry, wdir: str | None) -> dict:
     out_dir = f"paper_tables/{scale}"
     add("report", {
         "cmd": f"{PY} -m stages.tables --scale {scale}",
-        "deps": CODE["report"] + [r.metrics for r in runs],
+        "deps": CODE["report"] + [r.metrics for r in runs if r.stage == "finetune"],
         "params": _params(["hyperparameters", "tables", f"scales.{scale}"]),
         "outs": [{out_dir: {"cache": False}}],
     })

@@ -85,16 +85,29 @@ def register(kind: Kind) -> Kind:
     return kind
 
 
+def _finetuning(run: "Run") -> bool:
+    return run.stage == "finetune"
+
+
+def _pretraining(run: "Run") -> bool:
+    return run.stage == "pretrain"
+
+
 register(Kind("config", outputs=(RUN_FILES["config"],),
               words="resolve the run's configuration once (config.json, with its hash)"))
+register(Kind("pretrain", outputs=(RUN_FILES["mae"],), module="stages.pretrain", data=True, launcher=True,
+              applies=_pretraining,
+              words="MAE pre-training of the backbone on the set's images, export in MAE's format"))
 register(Kind("finetune", outputs=(RUN_FILES["checkpoint"],), module="stages.finetune",
-              consumes={"teacher": RUN_FILES["checkpoint"]}, data=True, launcher=True,
+              consumes={"teacher": RUN_FILES["checkpoint"], "pretrain": RUN_FILES["mae"]}, data=True,
+              launcher=True, applies=_finetuning,
               words="train on the run's datasets, export the weights in the released format"))
 register(Kind("benchmark", outputs=(RUN_FILES["benchmark"],), module="stages.benchmark", launcher=True,
-              args="--out {benchmark}",
+              args="--out {benchmark}", applies=_finetuning,
               words="measure inference throughput and training-step memory of the architecture"))
 register(Kind("evaluate", outputs=(RUN_FILES["metrics"], RUN_FILES["keypoints"]), module="stages.evaluate",
               needs=(RUN_FILES["checkpoint"], RUN_FILES["benchmark"]), data=True, launcher=True,
+              applies=_finetuning,
               words="flip-tested evaluation on the val split (detected boxes), write metrics.json"))
 
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from vitpose.config import RUN_FILES, RunConfig, RunPaths, run_config_document
+from vitpose.config import PRETRAIN_SOURCES, RUN_FILES, RunConfig, RunPaths, run_config_document
 from vitpose.utils.errors import ConfigError, UserError
 from vitpose.utils.io import atomic_write_json
 from workflow.kinds import Kind, job_kinds
@@ -45,7 +45,7 @@ PARAMS = REPO / "params.yaml"
 # table that exists to study the capability fails at once when asked for.
 CAPABILITIES: dict[str, tuple[bool, str]] = {
     "finetune": (True, "top-down finetuning and COCO evaluation"),
-    "mae_pretraining": (False, "MAE pre-training of the backbone on COCO / COCO+AIC (Table 3)"),
+    "mae_pretraining": (True, "MAE pre-training of the ViT backbone (Table 3)"),
     "multi_dataset": (True, "multi-dataset training with one decoder per dataset (Table 7)"),
     "distillation": (False, "heatmap and knowledge-token distillation (Table 8)"),
     "vitae_g": (False, "the ViTAE-G backbone of ViTPose-G (Table 10)"),
@@ -76,6 +76,7 @@ DATASET_FILES = {
     "crowdpose": {"train_ann": "annotations/mmpose_crowdpose_trainval.json", "train_images": "images",
                   "val_ann": "annotations/mmpose_crowdpose_test.json", "val_images": "images"},
 }
+IMAGENET_TRAIN = "train"  # ImageNet-1k's class folders under <data_root>/imagenet
 MAE_CHECKPOINTS = {"vitpose-b": "mae_pretrain_vit_base.pth", "vitpose-l": "mae_pretrain_vit_large.pth",
                    "vitpose-h": "mae_pretrain_vit_huge.pth"}
 
@@ -106,7 +107,12 @@ def deep_merge(base: dict, override: dict) -> dict:
 
 @dataclass
 class Run:
-    """One distinct experiment at one scale."""
+    """One distinct experiment at one scale.
+
+    stage "finetune": a pose model trained on keypoints (every table row); "pretrain": the MAE
+    pre-training of a backbone (Table 3), upstream of the finetuning runs initialised from it, with
+    spec {"model", "pretrain" (the set), "datasets" (the set's sources)}.
+    """
 
     id: str
     scale: str
@@ -115,6 +121,7 @@ class Run:
     param_keys: list[str] = field(default_factory=list)  # params.yaml keys it depends on (DVC params)
     requires: list[str] = field(default_factory=list)    # capabilities needed
     upstream: dict[str, str] = field(default_factory=dict)  # {role: run id} of runs it consumes
+    stage: str = "finetune"                              # finetune | pretrain
 
     @property
     def missing(self) -> str | None:
@@ -182,6 +189,20 @@ def run_id(spec: dict, baseline: dict) -> str:
     return "-".join(parts)
 
 
+def _some(ids: list[str], shown: int = 3) -> str:
+    """`a, b, c` or `25 runs: a, b, c, ...` (a readable one-line list of run ids)."""
+    if not ids:
+        return "no run"
+    if len(ids) <= shown:
+        return ", ".join(ids)
+    return f"{len(ids)} runs: {', '.join(ids[:shown])}, ..."
+
+
+def pretrain_run_id(model: str, pretrain_set: str) -> str:
+    """The MAE pre-training run of a backbone on a set: `mae-vitpose-b-coco+aic-crop`."""
+    return f"mae-{model}-{pretrain_set}"
+
+
 def required_capabilities(spec: dict, scale_cfg: dict) -> list[str]:
     req = ["finetune"]
     if spec["pretrain"] not in ("imagenet-1k", "none"):
@@ -238,7 +259,16 @@ class Registry:
             teacher = run.spec["distill"]["teacher"]
             if teacher != "none" and (run.spec["distill"]["heatmap"] or run.spec["distill"]["token"]):
                 run.upstream["teacher"] = self._run_for(deep_merge(base, {"model": teacher})).id
+        # A ViT initialised by our own MAE pre-training consumes that pre-training run: one run per
+        # (backbone, set), whatever number of finetuning runs start from it.
+        for run in list(self.runs.values()):
+            pset = self.pretrain_set(run)
+            if pset is not None:
+                run.upstream["pretrain"] = self._pretrain_run_for(run.spec["model"], pset).id
         for run in self.runs.values():
+            if run.stage == "pretrain":
+                run.param_keys = sorted({"seed", "pretraining", f"scales.{self.scale}"})
+                continue
             models = {run.spec["model"]} | {self.runs[u].spec["model"] for u in run.upstream.values()}
             run.param_keys = sorted(set(run.param_keys) | {
                 "seed", "baseline", "schedule", "evaluation", f"scales.{self.scale}",
@@ -247,6 +277,31 @@ class Registry:
             # A run whose upstream run cannot be produced cannot be produced either.
             for up in run.upstream.values():
                 run.requires = sorted(set(run.requires) | set(self.runs[up].requires))
+
+    def pretrain_set(self, run: Run) -> str | None:
+        """The MAE pre-training set whose run initialises this finetuning run, or None.
+
+        Table 3's pose sets are always pre-trained here (no released weights exist). ImageNet-1k follows
+        the scale's `imagenet_init`: `released` (the MAE authors' weights, as the paper did), `ours`
+        (pre-trained here, on the scale's ImageNet: synthetic at smoke) or `none` (random init). MAE
+        pre-trains ViTs only: the SimpleBaseline ResNets' ImageNet weights are supervised ones.
+        """
+        spec = run.spec
+        if run.stage != "finetune" or spec["model"].startswith("resnet") or spec["pretrain"] == "none":
+            return None
+        if spec["pretrain"] == "imagenet-1k" and self.scale_cfg["imagenet_init"] != "ours":
+            return None
+        return spec["pretrain"]
+
+    def _pretrain_run_for(self, model: str, pretrain_set: str) -> Run:
+        rid = pretrain_run_id(model, pretrain_set)
+        run = self.runs.get(rid)
+        if run is None:
+            spec = {"model": model, "pretrain": pretrain_set, "datasets": list(PRETRAIN_SOURCES[pretrain_set])}
+            req = ["mae_pretraining"] + (["vitae_g"] if model == "vitpose-g" else [])
+            run = Run(rid, self.scale, spec, requires=req, stage="pretrain")
+            self.runs[rid] = run
+        return run
 
     # -- queries -------------------------------------------------------------------------------
     def get(self, rid: str) -> Run:
@@ -291,10 +346,12 @@ class Registry:
         inputs: dict[str, str] = {}
         if kind.name != "config":
             inputs["config"] = run.config
-        if kind.data:
+        if kind.data and run.stage == "pretrain":
+            inputs["pretrain_index"] = self.pretrain_index(run.spec["pretrain"])
+        elif kind.data:
             inputs.update({f"data_{d}": self.data_marker(d) for d in run.spec["datasets"]})
             pretrained = self.pretrained_checkpoint(run)
-            if pretrained:
+            if pretrained and "pretrain" not in run.upstream:  # an upstream run's file: consumed below
                 inputs["pretrained"] = pretrained
         for name in kind.needs:
             inputs[Path(name).stem] = run.file(name)
@@ -340,6 +397,8 @@ class Registry:
         """One line in the paper's terms plus the schedule actually used (shown by Snakemake jobs)."""
         cfg = self.run_config(rid, validate=False)
         spec, tr = cfg["spec"], cfg["train"]
+        if self.get(rid).stage == "pretrain":
+            return self._describe_pretrain(rid, cfg)
         arch = cfg["model"]["arch"]
         model = spec["model"] if arch == spec["model"] else f"{spec['model']} (as {arch})"
         bits = [model, f"{spec['decoder']} decoder", spec["input"], f"1/{16 // spec['ratio']} features"]
@@ -348,18 +407,32 @@ class Registry:
                         + "".join(f" +{k}" for k in ("shift", "pool") if spec[k]))
         if spec["freeze"] != "none":
             bits.append(f"{spec['freeze']} frozen")
-        if cfg["pretrained"] or spec["pretrain"] == "none":
+        if "pretrain" in self.get(rid).upstream:
+            bits.append(f"pretrain {spec['pretrain']} (our MAE, run {self.get(rid).upstream['pretrain']})")
+        elif cfg["pretrained"] or spec["pretrain"] == "none":
             bits.append(f"pretrain {spec['pretrain']}")
-        elif self.scale_cfg.get("pretrain_fallback") == "none":
-            bits.append(f"pretrain {spec['pretrain']} -> random init at this scale")
         else:
-            bits.append(f"pretrain {spec['pretrain']} (no checkpoint rule yet)")
+            bits.append(f"pretrain {spec['pretrain']} -> random init at this scale")
         bits.append("data " + "+".join(spec["datasets"]))
-        for role, up in self.get(rid).upstream.items():
+        teacher = self.get(rid).upstream.get("teacher")
+        if teacher:
             kinds = "+".join(k for k in ("heatmap", "token") if spec["distill"][k])
-            bits.append(f"{kinds} distillation from {role} {up}")
+            bits.append(f"{kinds} distillation from teacher {teacher}")
         bits.append(f"{tr['epochs']} epochs, batch {tr['batch_size']}, lr {tr['lr']:g}, seed {cfg['seed']}")
         line = ", ".join(bits)
+        missing = self.get(rid).missing
+        return f"{line} [UNAVAILABLE: {missing}]" if missing else line
+
+    def _describe_pretrain(self, rid: str, cfg: dict) -> str:
+        spec, tr = cfg["spec"], cfg["train"]
+        arch = cfg["model"]["arch"]
+        model = spec["model"] if arch == spec["model"] else f"{spec['model']} (as {arch})"
+        users = sorted(r.id for r in self.runs.values() if r.upstream.get("pretrain") == rid)
+        pt = cfg.get("pretraining") or {}
+        line = (f"MAE pre-training of the {model} backbone on {spec['pretrain']}, "
+                f"{'x'.join(map(str, cfg['model']['input_size']))}, mask {pt.get('mask_ratio', '?')}, "
+                f"{tr['epochs']} epochs, batch {tr['batch_size']}, lr {tr['lr']:g}, seed {cfg['seed']}; "
+                f"initialises {_some(users)}")
         missing = self.get(rid).missing
         return f"{line} [UNAVAILABLE: {missing}]" if missing else line
 
@@ -407,13 +480,44 @@ class Registry:
         """The file a data rule produces last; runs depend on it."""
         return f"{self.data_dir(dataset)}/.complete.json"
 
+    # -- MAE pre-training data (Table 3): one cached image index per set -------------------------
+    def pretrain_sets(self) -> list[str]:
+        """The sets the available pre-training runs read."""
+        return sorted({r.spec["pretrain"] for r in self.available_runs() if r.stage == "pretrain"})
+
+    def pretrain_index(self, pretrain_set: str) -> str:
+        """The set's image index (stages.pretrain_data), under the scale's data root."""
+        return f"{self.scale_cfg['data_root']}/pretrain/{pretrain_set}.json"
+
+    def pretrain_index_inputs(self, pretrain_set: str) -> dict[str, str]:
+        """The data markers of the datasets a set is built from."""
+        return {f"data_{d}": self.data_marker(d) for d in PRETRAIN_SOURCES[pretrain_set]}
+
+    def pretrain_index_command(self, pretrain_set: str) -> str:
+        """The command (after `python`) writing the set's index (same for Snakemake and DVC)."""
+        cmd = f"-m stages.pretrain_data {pretrain_set} --out {self.pretrain_index(pretrain_set)}"
+        for d in PRETRAIN_SOURCES[pretrain_set]:
+            if d == "imagenet":
+                cmd += f" --imagenet {self.data_dir(d)}/{IMAGENET_TRAIN}"
+            else:
+                files = DATASET_FILES[d]
+                cmd += f" --{d} {self.data_dir(d)}/{files['train_ann']} {self.data_dir(d)}/{files['train_images']}"
+        if PRETRAIN_SOURCES[pretrain_set] != ("imagenet",):
+            crops = self.params["pretraining"]["crops"]
+            cmd += (f" --padding {crops['padding']:g} --aspect-ratio {crops['aspect_ratio']:g}"
+                    f" --min-size {crops['min_size']:g}")
+        return cmd
+
     def pretrained_checkpoint(self, run: Run) -> str | None:
+        """The file a finetuning run's backbone starts from: its MAE pre-training run's output, the
+        released MAE weights (ImageNet-1k at `imagenet_init: released`), or None (random init)."""
         spec = run.spec
-        if spec["pretrain"] == "none":
+        if run.stage != "finetune" or spec["pretrain"] == "none":
             return None
-        if self.scale_cfg.get("pretrain_fallback") == "none":
-            return None  # e.g. smoke: no ImageNet here; say so in the run config
-        if spec["pretrain"] == "imagenet-1k" and spec["model"] in MAE_CHECKPOINTS:
+        if "pretrain" in run.upstream:
+            return self.get(run.upstream["pretrain"]).file("mae")
+        if (spec["pretrain"] == "imagenet-1k" and self.scale_cfg["imagenet_init"] == "released"
+                and spec["model"] in MAE_CHECKPOINTS):
             return f"{self.scale_cfg['data_root']}/weights/{MAE_CHECKPOINTS[spec['model']]}"
         return None
 
@@ -487,8 +591,56 @@ class Registry:
         atomic_write_json(out, record)
         return record
 
+    def pretraining_recipe(self) -> dict:
+        """params.yaml `pretraining` with the scale's overrides merged in (deeply)."""
+        recipe = deep_merge(self.params["pretraining"], self.scale_cfg["pretraining"])
+        recipe.pop("crops", None)  # the index's business (pretrain_index_command), not the run's
+        return recipe
+
+    def _raw_pretrain_config(self, run: Run) -> dict:
+        """The configuration of an MAE pre-training run (vitpose.config.PretrainConfig)."""
+        spec, pt = run.spec, self.pretraining_recipe()
+        model = self.model_config(deep_merge(self.params["baseline"], {
+            "model": spec["model"], "input": pt["input"], "ratio": 1, "attention": "full",
+            "shift": False, "pool": False, "freeze": "none", "decoder": "classic"}))
+        model["drop_path_rate"] = pt["drop_path_rate"]
+        over = self.scale_cfg["train"]
+        cfg = {
+            "run": run.id, "scale": self.scale, "synthetic": self.scale_cfg["synthetic"],
+            "seed": self.params["seed"], "serves": [], "spec": spec,
+            "paths": {"result_dir": run.result_dir, "work_dir": run.work_dir},
+            "upstream": {}, "pretrained": None, "model": model,
+            "train": {
+                "epochs": pt["epochs"],
+                "batch_size": pt["batch_size"],
+                "lr": pt["blr"] * pt["batch_size"] / 256,  # MAE's scaling rule (He et al. 2022, A.1)
+                "weight_decay": pt["weight_decay"],
+                "betas": list(pt["betas"]),
+                "layer_decay": 1.0,
+                "lr_schedule": "cosine",
+                "warmup_epochs": pt["warmup_epochs"],
+                "warmup_iters": 0,
+                "min_lr": pt["min_lr"],
+                "grad_clip": None,  # MAE pre-trains without clipping
+                "precision": "auto",
+                "checkpoint_every_iters": over["checkpoint_every_iters"],
+            },
+            "pretraining": {
+                "set": spec["pretrain"], "index": self.pretrain_index(spec["pretrain"]),
+                "mask_ratio": pt["mask_ratio"], "decoder_dim": pt["decoder"]["dim"],
+                "decoder_depth": pt["decoder"]["depth"], "decoder_heads": pt["decoder"]["heads"],
+                "norm_pix_loss": pt["norm_pix_loss"], "crop_scale": list(pt["crop_scale"]),
+                "hflip": pt["hflip"], "num_workers": over["num_workers"],
+            },
+        }
+        if run.missing:
+            cfg["unavailable"] = run.missing
+        return cfg
+
     def _raw_config(self, rid: str) -> dict:
         run = self.get(rid)
+        if run.stage == "pretrain":
+            return self._raw_pretrain_config(run)
         spec, sched, ev = run.spec, self.params["schedule"], self.params["evaluation"]
         hp = self.params["hyperparameters"][spec["model"]]
         over = self.scale_cfg["train"]
@@ -560,8 +712,29 @@ def hyperparameters(params_path: str | Path = PARAMS, scale: str | None = None) 
     return load_registry(params_path, scale).hyperparameters()
 
 
+def _plan_jobs(reg: Registry, run: Run, indent: str) -> list[str]:
+    """The jobs of one run, one line each, with their data and upstream edges."""
+    out = []
+    for kind in job_kinds():
+        if not kind.applies(run):
+            continue
+        ins = reg.job_inputs(kind, run.id)
+        edges = [f"{role} run {reg.get(up).id}" for role, up in kind.upstream(reg, run).items()
+                 if role in kind.consumes]
+        data = [Path(v).parent.name for k, v in ins.items() if k.startswith("data_")]
+        bits = [f"data {'+'.join(data)}"] if data else []
+        bits += [f"images {ins['pretrain_index']}"] if "pretrain_index" in ins else []
+        bits += ["pre-trained weights " + ins["pretrained"]] if "pretrained" in ins else []
+        bits += [f"after {e}" for e in edges]
+        tail = f" [{'; '.join(bits)}]" if bits else ""
+        out.append(f"{indent}{kind.name}: {kind.words}{tail} -> "
+                   + ", ".join(Path(o).name for o in reg.job_outputs(kind, run.id)))
+    return out
+
+
 def plan_text(reg: Registry, table: int | None = None) -> str:
-    """The job graph of one table (or of every table), in the paper's words."""
+    """The job graph of one table (or of every table), in the paper's words: each row's run, the
+    upstream runs it consumes (a pre-training, a teacher) with their own jobs, then its jobs."""
     tables = [table] if table else sorted({r["table"] for r in reg.rows})
     out = []
     for n in tables:
@@ -576,19 +749,15 @@ def plan_text(reg: Registry, table: int | None = None) -> str:
             out.append(f"    {reg.describe(run.id)}")
             if run.missing:
                 continue
-            for kind in job_kinds():
-                if not kind.applies(run):
-                    continue
-                ins = reg.job_inputs(kind, run.id)
-                edges = [f"{role} run {reg.get(up).id}" for role, up in kind.upstream(reg, run).items()
-                         if role in kind.consumes]
-                data = [Path(v).parent.name for k, v in ins.items() if k.startswith("data_")]
-                bits = [f"data {'+'.join(data)}"] if data else []
-                bits += ["pre-trained weights " + ins["pretrained"]] if "pretrained" in ins else []
-                bits += [f"after {e}" for e in edges]
-                tail = f" [{'; '.join(bits)}]" if bits else ""
-                out.append(f"    {kind.name}: {kind.words}{tail} -> "
-                           + ", ".join(Path(o).name for o in reg.job_outputs(kind, run.id)))
+            for role, up_id in run.upstream.items():
+                up = reg.get(up_id)
+                out.append(f"    {role}: run {up.id}: {reg.describe(up.id)}")
+                if up.stage == "pretrain":
+                    pset = up.spec["pretrain"]
+                    out.append(f"      pretrain_data: index the {pset} images "
+                               f"[data {'+'.join(PRETRAIN_SOURCES[pset])}] -> {reg.pretrain_index(pset)}")
+                out += _plan_jobs(reg, up, "      ")
+            out += _plan_jobs(reg, run, "    ")
         out.append("")
     return "\n".join(out)
 

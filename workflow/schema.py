@@ -20,14 +20,14 @@ from typing import Any
 
 import yaml
 
-from vitpose.config import PRECISIONS
+from vitpose.config import PRECISIONS, PRETRAIN_SETS
 from vitpose.models.config import ATTENTIONS, DECODERS, FREEZES
 from vitpose.utils.errors import ConfigError
 
 SIZE_RE = re.compile(r"^[1-9][0-9]*x[1-9][0-9]*$")
 
 MODELS = ("vitpose-s", "vitpose-b", "vitpose-l", "vitpose-h", "vitpose-g", "resnet50", "resnet152")
-PRETRAIN = ("imagenet-1k", "coco-crop", "coco+aic-crop", "coco+aic-nocrop", "none")
+PRETRAIN = (*PRETRAIN_SETS, "none")
 DATASETS = ("coco", "aic", "mpii", "crowdpose")
 
 
@@ -131,6 +131,30 @@ MODEL_STANDIN = Mapping({
     "decoder_channels": number(1, integer=True),
 }, required=("arch",))
 
+# MAE pre-training (Table 3). The recipe's keys; params.yaml `pretraining` gives them all, a scale's
+# `pretraining` overrides some (merged deeply).
+PRETRAIN_FIELDS = {
+    "epochs": number(1, integer=True),
+    "batch_size": number(1, integer=True),
+    "blr": number(0, lo_open=True),
+    "weight_decay": number(0),
+    "betas": ListOf(number(0, 1), min_len=2),
+    "warmup_epochs": number(0),
+    "min_lr": number(0),
+    "input": SIZE,
+    "mask_ratio": number(0, 1, lo_open=True),
+    "decoder": Mapping({"dim": number(4, integer=True), "depth": number(1, integer=True),
+                        "heads": number(1, integer=True)}),
+    "norm_pix_loss": BOOL,
+    "crop_scale": ListOf(number(0, 1, lo_open=True), min_len=2),
+    "hflip": BOOL,
+    "drop_path_rate": number(0, 1),
+    "crops": Mapping({"padding": number(1), "aspect_ratio": number(0, lo_open=True),
+                      "min_size": number(0)}),
+}
+PRETRAINING = Mapping(PRETRAIN_FIELDS, required=tuple(PRETRAIN_FIELDS))
+PRETRAINING_OVERRIDES = Mapping(PRETRAIN_FIELDS)
+
 SCALE = Mapping(
     {
         "description": STR,
@@ -156,10 +180,14 @@ SCALE = Mapping(
         "eval": Mapping({"batch_size": number(1, integer=True)}),
         "benchmark": Mapping({"batch": number(1, integer=True), "iters": number(1, integer=True),
                               "warmup": number(0, integer=True)}),
-        "pretrain_fallback": Check("none or null", lambda v: v in ("none", None)),
+        # How ViTs whose pretrain is imagenet-1k are initialised: released (the MAE authors' weights, as
+        # the paper did), ours (MAE pre-training here on the scale's ImageNet), none (random init).
+        "imagenet_init": one_of("released", "ours", "none"),
+        "pretraining": PRETRAINING_OVERRIDES,
     },
     required=("synthetic", "data_root", "models", "train", "eval", "benchmark"),
-    defaults={"download": True, "exact_counts": True, "pretrain_fallback": None, "description": ""},
+    defaults={"download": True, "exact_counts": True, "imagenet_init": "released", "pretraining": {},
+              "description": ""},
 )
 
 TABLE = Mapping({"title": STR, "studies": STR,
@@ -195,10 +223,12 @@ SCHEMA = Mapping(
             lambda v: v is None or (isinstance(v, dict) and v and all(
                 k in DATASETS and isinstance(w, (int, float)) and not isinstance(w, bool) and w > 0
                 for k, w in v.items())))}, defaults={"ratios": None}),
+        "pretraining": PRETRAINING,
         "scales": Mapping(values=SCALE),
         "tables": Mapping(values=TABLE),
     },
-    required=("scale", "seed", "baseline", "hyperparameters", "schedule", "evaluation", "scales", "tables"),
+    required=("scale", "seed", "baseline", "hyperparameters", "schedule", "evaluation", "pretraining",
+              "scales", "tables"),
     defaults={"multi_dataset": {"ratios": None}},
 )
 

@@ -46,6 +46,7 @@ from tqdm import tqdm
 
 from vitpose.data.formats import MPII_MAT_JOINTS
 from vitpose.data.keypoints import AIC, COCO, CROWDPOSE, MPII, KeypointMeta
+from vitpose.data.synthetic_imagenet import generate_synthetic_imagenet  # noqa: F401  (GENERATORS, prepare.py)
 from vitpose.utils.errors import ConfigError, UserError
 from vitpose.utils.io import atomic_write_bytes, atomic_write_text
 
@@ -875,7 +876,10 @@ def generate_synthetic_mpii(
 
 
 GENERATORS = {"coco": generate_synthetic_coco, "aic": generate_synthetic_aic,
-              "mpii": generate_synthetic_mpii, "crowdpose": generate_synthetic_crowdpose}
+              "mpii": generate_synthetic_mpii, "crowdpose": generate_synthetic_crowdpose,
+              # Not a keypoint dataset: class folders of non-person images (MAE pre-training, Table 3);
+              # takes num_classes instead of max_people.
+              "imagenet": generate_synthetic_imagenet}
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -896,13 +900,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--num-train", type=int, default=400)
     parser.add_argument("--num-val", type=int, default=100)
-    parser.add_argument("--image-size", type=_parse_size, default=(256, 320), help="HxW")
-    parser.add_argument("--max-people", type=int, default=4)
+    parser.add_argument("--image-size", type=_parse_size, default=None,
+                        help="HxW (default: the generator's, 256x320; imagenet 96x128)")
+    parser.add_argument("--max-people", type=int, default=4, help="keypoint datasets only")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     try:
-        summary = GENERATORS[args.dataset](args.root, args.seed, args.num_train, args.num_val,
-                                           args.image_size, args.max_people, not args.no_progress)
+        kwargs = {"seed": args.seed, "num_train": args.num_train, "num_val": args.num_val,
+                  "progress": not args.no_progress}
+        if args.image_size is not None:
+            kwargs["image_size"] = args.image_size
+        if args.dataset != "imagenet":
+            kwargs["max_people"] = args.max_people
+        summary = GENERATORS[args.dataset](args.root, **kwargs)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -33,7 +33,7 @@ from torch.utils.data import Dataset
 from vitpose.config import RunConfig, resolve_path
 from vitpose.engine.loss import keypoint_mse_loss
 from vitpose.engine.optim import build_optimizer
-from vitpose.engine.schedule import build_scheduler
+from vitpose.engine.schedule import build_cosine_scheduler, build_scheduler
 from vitpose.utils.errors import CheckpointError
 
 
@@ -80,6 +80,8 @@ class Objective:
 
     name: str = "objective"
     find_unused_parameters: bool = False
+    # what an empty training set lacks, for the error message
+    empty_data_reason: str = "no person annotation with labelled keypoints"
 
     def build(self, cfg: RunConfig) -> TrainModules:
         raise NotImplementedError
@@ -111,10 +113,19 @@ class Objective:
 
     def build_scheduler(self, optimizer: torch.optim.Optimizer, iters_per_epoch: int,
                         cfg: RunConfig) -> torch.optim.lr_scheduler.LRScheduler:
-        """Linear warm-up then step decay at the milestones, stepped every iteration."""
+        """`train.lr_schedule`, stepped every iteration: "step" (linear warm-up then step decay at the
+        milestones) or "cosine" (linear warm-up from 0 over `warmup_epochs`, half-cycle cosine to `min_lr`)."""
         tc = cfg.train
+        if tc.lr_schedule == "cosine":
+            warmup = (round(tc.warmup_epochs * iters_per_epoch) if tc.warmup_epochs is not None
+                      else tc.warmup_iters)
+            return build_cosine_scheduler(optimizer, iters_per_epoch, tc.epochs, warmup, tc.min_lr / tc.lr)
         return build_scheduler(optimizer, iters_per_epoch, tc.milestones, tc.gamma,
                                tc.warmup_iters, tc.warmup_ratio)
+
+    def num_workers(self, cfg: RunConfig) -> int:
+        """Data loader processes of the training data."""
+        return cfg.data.num_workers
 
 
 # ---------------------------------------------------------------------------------------- heatmaps

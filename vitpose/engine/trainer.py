@@ -57,6 +57,11 @@ from vitpose.models.checkpoint import load_pretrained  # noqa: F401 - re-exporte
 from vitpose.utils.errors import CheckpointError, ConfigError, DataError
 from vitpose.utils.io import remove_stale_temps
 
+# The most samples one process puts through the model at once (a resource of the site, set in the
+# job's environment, e.g. by a launch config's `setup` lines). When a process's share of
+# `train.batch_size` is larger, each optimizer step accumulates the gradients of several micro-batches:
+# the effective batch (the science, params.yaml) stays what the run says whatever the GPU count.
+ENV_MICRO_BATCH = "VITPOSE_MICRO_BATCH"
 STATE_FILE = "last.pth"
 LOG_FILE = "train_log.jsonl"
 RESERVED_LOG_KEYS = ("iter", "epoch", "loss", "lr", "time")
@@ -91,6 +96,25 @@ def state_hash(cfg: RunConfig) -> str:
     d = cfg.to_dict()
     d.get("train", {}).pop("checkpoint_every_iters", None)
     return config_hash(d)
+
+
+def accumulation_steps(per_rank_batch: int, env: dict | None = None) -> int:
+    """Micro-batches per optimizer step: the fewest that keep each at most $VITPOSE_MICRO_BATCH samples
+    and split the process's batch evenly (1 when the variable is unset)."""
+    text = (os.environ if env is None else env).get(ENV_MICRO_BATCH, "").strip()
+    if not text:
+        return 1
+    try:
+        cap = int(text)
+    except ValueError:
+        cap = 0
+    if cap < 1:
+        raise ConfigError(f"${ENV_MICRO_BATCH}: expected a positive integer (samples per process and "
+                          f"forward pass), got {text!r}")
+    steps = -(-per_rank_batch // cap)
+    while per_rank_batch % steps:
+        steps += 1
+    return steps
 
 
 def _stop_requested(should_stop: Callable[[], bool] | None, device: torch.device) -> bool:
@@ -169,6 +193,7 @@ class Setup:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler
     epochs: int
+    accumulate: int = 1  # loader (micro-)batches per optimizer step
 
     @property
     def total_iters(self) -> int:
@@ -191,13 +216,16 @@ def setup(cfg: RunConfig, objective: Objective, info: D.DistInfo) -> Setup:
         aux.to(device).eval().requires_grad_(False)
     dataset = objective.build_dataset(cfg)
     per_rank_batch = tc.batch_size // info.world_size
-    loader = build_dataloader(dataset, batch_size=per_rank_batch, shuffle=True,
-                              num_workers=cfg.data.num_workers, seed=cfg.seed, drop_last=True,
+    accumulate = accumulation_steps(per_rank_batch)
+    loader = build_dataloader(dataset, batch_size=per_rank_batch // accumulate, shuffle=True,
+                              num_workers=objective.num_workers(cfg), seed=cfg.seed, drop_last=True,
                               distributed=info.world_size > 1)
-    iters_per_epoch = len(loader)
+    # An iteration is one optimizer step; the micro-batches left over at an epoch's end are dropped,
+    # as drop_last drops a partial batch.
+    iters_per_epoch = len(loader) // accumulate
     if len(dataset) == 0:
         raise DataError(f"{objective.describe_data(cfg)}: the dataset has no training instance "
-                        f"(no person annotation with labelled keypoints); nothing to train on")
+                        f"({objective.empty_data_reason}); nothing to train on")
     if iters_per_epoch == 0:
         raise DataError(f"{objective.describe_data(cfg)}: {len(dataset)} training instances give no "
                         f"full batch of {per_rank_batch} per process; lower train.batch_size")
@@ -205,7 +233,7 @@ def setup(cfg: RunConfig, objective: Objective, info: D.DistInfo) -> Setup:
     scheduler = objective.build_scheduler(optimizer, iters_per_epoch, cfg)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     return Setup(info, device, amp_dtype, modules, modules.model, loader, iters_per_epoch,
-                 optimizer, scheduler, scaler, tc.epochs)
+                 optimizer, scheduler, scaler, tc.epochs, accumulate)
 
 
 class Trainer:
@@ -312,12 +340,16 @@ class Trainer:
         return Models(net=s.net, model=s.modules.model, frozen=s.modules.frozen, device=s.device,
                       autocast=autocast)
 
-    def step(self, batch: Any, models: Models) -> None:
-        """One optimizer step on `batch`; the loss is accumulated into the open log interval."""
+    def step(self, batches: list, models: Models) -> None:
+        """One optimizer step on `batches` (the micro-batches of one step: one unless gradients are
+        accumulated); their mean loss goes into the open log interval."""
         s, tc = self.s, self.cfg.train
-        loss, scalars = self.objective.loss(batch, models)
         s.optimizer.zero_grad(set_to_none=True)
-        s.scaler.scale(loss).backward()
+        if len(batches) == 1:
+            loss, scalars = self.objective.loss(batches[0], models)
+            s.scaler.scale(loss).backward()
+        else:
+            loss, scalars = self._accumulate(batches, models)
         if tc.grad_clip is not None:
             s.scaler.unscale_(s.optimizer)
             torch.nn.utils.clip_grad_norm_(s.modules.model.parameters(), tc.grad_clip)
@@ -326,6 +358,21 @@ class Trainer:
         s.scheduler.step()
         self.iteration += 1
         self.interval.add(loss, scalars)
+
+    def _accumulate(self, batches: list, models: Models) -> tuple[torch.Tensor, dict]:
+        """Backward of each micro-batch's loss / n (= the gradient of the mean over the step's samples
+        for the objectives' mean losses); DDP synchronises only on the last one."""
+        s, n = self.s, len(batches)
+        total, sums = torch.zeros((), device=s.device), {}
+        for i, batch in enumerate(batches):
+            wrapped = isinstance(s.net, DistributedDataParallel) and i < n - 1
+            with s.net.no_sync() if wrapped else nullcontext():
+                loss, scalars = self.objective.loss(batch, models)
+                s.scaler.scale(loss / n).backward()
+            total = total + loss.detach() / n
+            for name, value in scalars.items():
+                sums[name] = sums.get(name, 0.0) + value.detach() / n
+        return total, sums
 
     def maybe_log(self, epoch: int) -> None:
         """Close the log interval every `log_every_iters` iterations (and at the very end)."""
@@ -351,14 +398,15 @@ class Trainer:
         s, every = self.s, self.cfg.train.checkpoint_every_iters
         s.loader.sampler.set_epoch(epoch)
         batches = iter(s.loader)
-        for _ in range(self.iteration - epoch * s.iters_per_epoch):  # mid-epoch resume: replay
+        done = self.iteration - epoch * s.iters_per_epoch
+        for _ in range(done * s.accumulate):  # mid-epoch resume: replay
             next(batches)
         if self.saved_rng is not None:
             restore_rng_state(self.saved_rng)
             self.saved_rng = None
         models = self.models()
-        for batch in batches:
-            self.step(batch, models)
+        for _ in range(s.iters_per_epoch - done):
+            self.step([next(batches) for _ in range(s.accumulate)], models)
             self.bar.update(1)
             self.maybe_log(epoch)
             if every is not None and self.iteration % every == 0:
@@ -403,9 +451,11 @@ class Trainer:
             "total_iters": s.total_iters,
             "epochs": tc.epochs,
             "iters_per_epoch": s.iters_per_epoch,
+            "train_samples": len(s.loader.dataset),
             "final_loss": self.final_loss,
             "lr": tc.lr,
             "world_size": s.info.world_size,
+            "accumulate": s.accumulate,
             "precision": {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[s.amp_dtype],
             "interrupted": self.interrupted,
             "resumed_from": self.resumed_from,
@@ -422,6 +472,20 @@ class Trainer:
         D.barrier()
 
 
+def objective_for(cfg: RunConfig) -> Objective:
+    """What a run trains, from its configuration: MAE pre-training (a `pretraining` section),
+    multi-dataset training (extra datasets: one decoder each) or heatmap finetuning."""
+    if cfg.pretraining is not None:
+        from vitpose.engine.mae import MAEObjective
+
+        return MAEObjective()
+    if cfg.extra_data:
+        from vitpose.engine.multi_dataset import MultiDatasetObjective
+
+        return MultiDatasetObjective()
+    return HeatmapObjective()
+
+
 def train(
     cfg: RunConfig,
     work_dir: str | os.PathLike,
@@ -432,9 +496,10 @@ def train(
     should_stop: Callable[[], bool] | None = None,
     objective: Objective | None = None,
 ) -> dict[str, Any]:
-    """Train with `objective` (default: heatmap finetuning of `cfg.model` on `cfg.data`, or
-    multi-dataset training (engine/multi_dataset.py) when `cfg.extra_data` is set) under
-    `cfg.train`; export the weights to `out_checkpoint`.
+    """Train with `objective` (default: `objective_for(cfg)`: heatmap finetuning of `cfg.model` on
+    `cfg.data`, multi-dataset training (engine/multi_dataset.py) when `cfg.extra_data` is set, MAE
+    pre-training (engine/mae.py) when `cfg.pretraining` is) under `cfg.train`; export the weights to
+    `out_checkpoint`.
 
     resume: continue from `work_dir/last.pth` when present (else start over).
     stop_after_iters: save the state and return after this many iterations in total (simulates a
@@ -444,10 +509,7 @@ def train(
     world_size, precision, interrupted, resumed_from, wall_time_s, checkpoint).
     """
     if objective is None:
-        # A run with extra datasets is multi-dataset training (one decoder per dataset).
-        from vitpose.engine.multi_dataset import MultiDatasetObjective
-
-        objective = MultiDatasetObjective() if cfg.extra_data else HeatmapObjective()
+        objective = objective_for(cfg)
     trainer = Trainer(cfg, work_dir, out_checkpoint, objective, progress, t_start=time.time())
     trainer.resume(resume)
     trainer.run(stop_after_iters, should_stop)

@@ -21,7 +21,7 @@ REQUIRED = ("schema", "run", "scale", "synthetic", "serves", "metrics")
 OPTIONAL_NUMBERS = ("params_M", "backbone_params_M", "gflops", "trainable_gflops", "train_memory_MB",
                     "wall_time_s")
 OPTIONAL_STRINGS = ("config_hash", "git_commit", "dataset", "split", "boxes")
-OPTIONAL_OTHER = ("config", "throughput", "per_dataset", "notes")
+OPTIONAL_OTHER = ("config", "throughput", "per_dataset", "notes", "pretraining")
 ALLOWED = set(REQUIRED) | set(OPTIONAL_NUMBERS) | set(OPTIONAL_STRINGS) | set(OPTIONAL_OTHER)
 THROUGHPUT_KEYS = {"images_per_s": "number", "device": "string", "batch": "integer", "precision": "string"}
 
@@ -89,6 +89,11 @@ def validate_metrics(doc: Any, source: str = "metrics.json") -> dict:
             raise fail("per_dataset", "an object of dataset name -> metrics object", per)
         for name, metrics in per.items():
             _check_fractions(metrics, f"per_dataset.{name}", fail)
+    pretraining = doc.get("pretraining")
+    if pretraining is not None and not (
+            isinstance(pretraining, dict) and isinstance(pretraining.get("set"), str)
+            and (pretraining.get("images") is None or isinstance(pretraining.get("images"), int))):
+        raise fail("pretraining", "an object with the pre-training set (and its image count)", pretraining)
     notes = doc.get("notes")
     if notes is not None and not (isinstance(notes, list) and all(isinstance(n, str) for n in notes)):
         raise fail("notes", "a list of strings", notes)

@@ -37,6 +37,9 @@ class RefAttribute:
 
     key: str
     header: str
+    # A metrics.json field (dotted) measured for the same attribute, shown beside the paper's value,
+    # e.g. Table 3's dataset volume next to `pretraining.images` (the images our pre-training saw).
+    ours: str | None = None
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,7 @@ def _parse_table(number: int, raw: dict, path: Path) -> RefTable:
     layout = raw.get("layout", "rows")
     if layout not in LAYOUTS:
         raise UserError(f"{path}: {where}.layout: expected one of {LAYOUTS}, got {layout!r}")
-    attributes = [RefAttribute(str(a["key"]), str(a["header"])) for a in raw.get("attributes") or []]
+    attributes = [RefAttribute(str(a["key"]), str(a["header"]), a.get("ours")) for a in raw.get("attributes") or []]
     columns = []
     for i, c in enumerate(_need(raw, "columns", where, path)):
         col = RefColumn(key=str(_need(c, "key", f"{where}.columns[{i}]", path)),

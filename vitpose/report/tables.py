@@ -156,8 +156,24 @@ def _plan_rows(ref: RefTable, plan: list[dict]) -> dict[str, dict]:
     return entries
 
 
-def _attributes(ref: RefTable, paper_row) -> list[str | bool]:
-    return [paper_row.attributes[a.key] for a in ref.attributes]
+def _attributes(ref: RefTable, paper_row, metrics: dict | None = None) -> list[str | bool]:
+    """The row's descriptive cells; an attribute with a measured counterpart (`ours`) shows both."""
+    out = []
+    for a in ref.attributes:
+        value = paper_row.attributes[a.key]
+        measured = _field(metrics, a.ours) if a.ours and metrics else None
+        if measured is not None and isinstance(value, str):
+            value = f"{value} (ours: {measured:,})" if isinstance(measured, int) else f"{value} (ours: {measured})"
+        out.append(value)
+    return out
+
+
+def _field(doc: dict, dotted: str):
+    for part in dotted.split("."):
+        if not isinstance(doc, dict):
+            return None
+        doc = doc.get(part)
+    return doc
 
 
 def build_table(ref: RefTable, runs: dict[str, dict], plan: list[dict], scale: str, synthetic: bool,
@@ -175,6 +191,7 @@ def build_table(ref: RefTable, runs: dict[str, dict], plan: list[dict], scale: s
         entry = entries.get(prow.key)
         run_id = entry.get("run") if entry else None
         if run_id in runs:
+            attrs = _attributes(ref, prow, runs[run_id])
             rows.append(Row(prow.key, prow.label, False, attrs, _cells_from_metrics(ref, prow, runs[run_id]),
                             run=run_id))
             continue

@@ -7,7 +7,9 @@ sys.path.insert(0, workflow.basedir)
 
 from vitpose.utils.errors import UserError
 from workflow.kinds import job_kinds
-from workflow.registry import Registry
+import re
+
+from workflow.registry import PRETRAIN_SOURCES, Registry
 from workflow.schema import coerce_overrides, validate_params
 
 # Where jobs run is not science: a profile sets `launch` (workflow/profiles/slurm), params.yaml never does.
@@ -33,6 +35,7 @@ except UserError as e:
 SCALE = REG.scale
 DATA_ROOT = REG.scale_cfg["data_root"]
 RUNS = REG.available_runs()
+EVALUATED = [r for r in RUNS if r.stage == "finetune"]  # runs with a metrics.json (not pre-training)
 UNAVAILABLE = [r for r in REG.runs.values() if r.missing]
 PY = sys.executable
 TABLES = list(range(1, 11))

@@ -6,12 +6,32 @@ rule data:
     output:
         f"{DATA_ROOT}/{{dataset}}/.complete.json",
     wildcard_constraints:
-        dataset="coco|aic|mpii|crowdpose",
+        dataset="coco|aic|mpii|crowdpose|imagenet",
     params:
         py=PY,
         command=lambda wildcards: REG.download_command(wildcards.dataset),
     log:
         f"logs/{SCALE}/data-{{dataset}}.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "{params.py} {params.command} 2> {log}"
+
+
+# MAE pre-training sets (Table 3): an index of each set's images (person crops or whole images of COCO /
+# AIC train, or ImageNet's class folders), built once and read by every pre-training run on the set.
+rule pretrain_data:
+    input:
+        unpack(lambda wildcards: REG.pretrain_index_inputs(wildcards.set)),
+    output:
+        f"{DATA_ROOT}/pretrain/{{set}}.json",
+    wildcard_constraints:
+        set="|".join(re.escape(s) for s in PRETRAIN_SOURCES),
+    params:
+        py=PY,
+        command=lambda wildcards: REG.pretrain_index_command(wildcards.set),
+    log:
+        f"logs/{SCALE}/pretrain-data-{{set}}.log",
     conda:
         CONDA_ENV
     shell:

@@ -66,7 +66,7 @@ rule figure1:
 
 rule report_all:
     input:
-        [r.metrics for r in RUNS],
+        [r.metrics for r in EVALUATED],
         [f"{r.result_dir}/unavailable.json" for r in UNAVAILABLE],
         "params.yaml",
     output:
@@ -85,5 +85,5 @@ rule report_all:
 rule all:
     input:
         f"paper_tables/{SCALE}/index.md",
-        [r.metrics for r in RUNS],
+        [r.metrics for r in EVALUATED],
     default_target: True
