@@ -75,8 +75,10 @@ def run_benchmark(args: argparse.Namespace) -> int:
     """Benchmark a registry run (inference + training step) as a launcher job; write --out."""
     cfg = load_run_config(args)
     settings = cfg.benchmark or {}
+    # A heatmap-distillation student's training step runs its teacher's forward too (Table 8 memory).
+    teacher = cfg.distill.teacher_model if cfg.distill is not None and cfg.distill.heatmap else None
     kwargs = dict(cfg=cfg.model, batch=settings.get("batch", args.batch), iters=settings.get("iters", args.iters),
-                  train=True, warmup=settings.get("warmup", args.warmup), progress=False)
+                  train=True, warmup=settings.get("warmup", args.warmup), progress=False, teacher=teacher)
     record = launch(benchmark, kwargs, cfg, "benchmark", args)
     record["run"] = cfg.run
     if args.out:

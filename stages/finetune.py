@@ -39,20 +39,36 @@ def build_parser(prog: str = "python -m stages.finetune", description: str = __d
     return parser
 
 
+# The training stages: what each writes (a RUN_FILES key) and what kind of run it trains, in words.
+STAGES = {
+    "finetune": ("checkpoint", "a finetuning"),
+    "pretrain": ("mae", "an MAE pre-training"),
+    "token": ("token", "a knowledge-token training"),
+}
+
+
+def run_stage(cfg) -> str:
+    """The training stage a run config belongs to."""
+    if cfg.pretraining is not None:
+        return "pretrain"
+    if cfg.distill is not None and cfg.distill.job == "token":
+        return "token"
+    return "finetune"
+
+
 def main(argv: Sequence[str] | None = None, stage: str = "finetune",
          parser: argparse.ArgumentParser | None = None) -> int:
-    """Train the run of `--config` as a `stage` job: "finetune" (this command) or "pretrain"
-    (stages.pretrain: the same loop with the MAE objective, writing the run's `mae` file)."""
+    """Train the run of `--config` as a `stage` job: "finetune" (this command; a distilled student
+    too), "pretrain" (stages.pretrain: the MAE objective, writing the run's `mae` file) or "token"
+    (stages.token: knowledge-token training, writing the run's `token` file). Same loop for all."""
     args = (parser or build_parser()).parse_args(argv)
     cfg = load_run_config(args)
-    pretraining = cfg.pretraining is not None
-    if pretraining != (stage == "pretrain"):
-        other = "stages.pretrain" if pretraining else "stages.finetune"
-        raise UserError(f"{args.config or args.run}: run {cfg.run} is "
-                        f"{'an MAE pre-training' if pretraining else 'a finetuning'} run; "
-                        f"train it with `python -m {other}`")
+    own = run_stage(cfg)
+    if own != stage:
+        raise UserError(f"{args.config or args.run}: run {cfg.run} is {STAGES[own][1]} run; "
+                        f"train it with `python -m stages.{own}`")
     work_dir = args.work_dir or cfg.paths.resolve("work_dir")
-    out = args.out or cfg.paths.resolve("mae" if pretraining else "checkpoint")
+    out = args.out or cfg.paths.resolve(STAGES[stage][0])
 
     if not args.in_process:  # bad launch options fail before the (seconds-long) import of the engine
         from vitpose.launch import launch_config_from_args

@@ -41,7 +41,7 @@ def tiny_config(root: Path, run: str = "tiny", **sections) -> dict:
         "eval": {"batch_size": 8},
     }
     for name, values in sections.items():
-        cfg[name] = {**cfg[name], **copy.deepcopy(values)} if isinstance(values, dict) else values
+        cfg[name] = {**cfg.get(name, {}), **copy.deepcopy(values)} if isinstance(values, dict) else values
     return cfg
 
 
@@ -135,5 +135,5 @@ def mae_config(index: Path, run: str = "mae-tiny", **sections) -> dict:
                         "decoder_heads": 2, "num_workers": 0},
     }
     for name, values in sections.items():
-        cfg[name] = {**cfg[name], **copy.deepcopy(values)} if isinstance(values, dict) else values
+        cfg[name] = {**cfg.get(name, {}), **copy.deepcopy(values)} if isinstance(values, dict) else values
     return cfg

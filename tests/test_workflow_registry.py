@@ -10,7 +10,7 @@ import yaml
 
 from vitpose.utils.errors import ConfigError
 from workflow import dvcgen
-from workflow.registry import CAPABILITIES, REPO, Registry
+from workflow.registry import CAPABILITIES, REPO, Registry, plan_text
 from workflow.schema import load_params
 
 PARAMS = REPO / "params.yaml"
@@ -58,7 +58,8 @@ def test_identical_configurations_are_one_run():
     base = reg.runs["vitpose-b-classic-256x192"]
     assert sorted({s["table"] for s in base.serves}) == [2, 3, 4, 6, 7, 8, 9]
     # Every table row maps to exactly one run, and run ids are unique per spec.
-    specs = [repr(sorted(r.spec.items())) for r in reg.runs.values()]
+    # (A token run carries its teacher's spec: it is the teacher's other job, not another configuration.)
+    specs = [repr(sorted(r.spec.items())) for r in reg.runs.values() if r.stage != "token"]
     assert len(specs) == len(set(specs))
     assert len(reg.rows) == sum(len(t["rows"]) for t in reg.params["tables"].values())
 
@@ -85,17 +86,35 @@ def test_run_config_follows_scale_and_table1():
 def test_missing_capabilities_are_explicit():
     reg = Registry(load_params(PARAMS), "smoke")
     missing = {r.id: r.missing for r in reg.runs.values() if r.missing}
-    assert "vitpose-b-classic-256x192-kd-token-vitpose-l" in missing
-    assert "distillation" in missing["vitpose-b-classic-256x192-kd-token-vitpose-l"]
-    for table, cap in [(3, "mae_pretraining"), (7, "multi_dataset"), (8, "distillation")]:
+    assert "vitpose-g-classic-576x432-coco+aic" in missing
+    assert "vitae_g" in missing["vitpose-g-classic-576x432-coco+aic"]
+    for table, cap in [(3, "mae_pretraining"), (7, "multi_dataset"), (8, "distillation"), (10, "vitae_g")]:
         if not CAPABILITIES[cap][0]:
             assert cap in reg.table_blocker(table)
         else:
             assert reg.table_blocker(table) is None
     assert reg.table_blocker(5) is None and reg.table_blocker(9) is None
     plan = reg.table_plan()
-    table8 = [p for p in plan if p["table"] == 8 and p["row"] != "none"]
-    assert table8 and all(p["unavailable"] for p in table8)
+    table10 = [p for p in plan if p["table"] == 10]
+    assert table10 and all(p["unavailable"] for p in table10)
+    assert all(not p["unavailable"] for p in plan if p["table"] == 8)
+
+
+def test_plan_shows_teacher_then_token_then_student():
+    """Table 8's knowledge-token student: ViTPose-L (the Table 2 run) → its token → the student."""
+    reg = Registry(load_params(PARAMS), "smoke")
+    text = plan_text(reg, table=8)
+    student = "vitpose-b-classic-256x192-kd-token-vitpose-l"
+    block = text[text.index(f"row 'token' -> run {student}"):text.index("row 'heatmap'")]
+    teacher = block.index("teacher: run vitpose-l-classic-256x192:")
+    token = block.index("token: run token-vitpose-l-classic-256x192:")
+    finetune = block.index("finetune: train", token)
+    assert teacher < token < finetune and "after token run token-vitpose-l-classic-256x192" in block[finetune:]
+    token = reg.get(reg.get(student).upstream["token"])
+    assert token.stage == "token" and token.upstream == {"teacher": "vitpose-l-classic-256x192"}
+    # A heatmap-only student needs the teacher and no token job.
+    heat = reg.get("vitpose-b-classic-256x192-kd-heatmap-vitpose-l")
+    assert heat.upstream["teacher"] == "vitpose-l-classic-256x192" and "token" not in heat.upstream
 
 
 def test_table3_rows_each_finetune_from_their_own_pretraining():
@@ -193,7 +212,7 @@ def test_every_run_config_is_accepted_by_the_stages(scale):
 
 def test_stage_refuses_an_unavailable_run_at_once():
     proc = subprocess.run([sys.executable, "-m", "stages.finetune", "--run",
-                           "vitpose-b-classic-256x192-kd-token-vitpose-l", "--scale", "smoke"],
+                           "vitpose-g-classic-576x432-coco+aic", "--scale", "smoke"],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
-    assert "distillation" in proc.stderr and "Traceback" not in proc.stderr
+    assert "vitae_g" in proc.stderr and "Traceback" not in proc.stderr

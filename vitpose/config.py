@@ -415,6 +415,58 @@ class PretrainConfig(Section):
         return resolve_path(getattr(self, name))
 
 
+DISTILL_JOBS = ("token", "student")
+
+
+@dataclass
+class DistillConfig(Section):
+    """Knowledge transfer from a teacher (paper §3.4, Eq. 4-6, Table 8).
+
+    job "token": train the knowledge token on the frozen teacher (Eq. 5); the run's `model` is the
+    teacher's architecture and only the token is trained. job "student": train the run's model with
+    `heatmap` (Eq. 4: the teacher's heatmaps as a second target, weighted by `heatmap_weight`) and / or
+    `token` (Eq. 6: the frozen token of `token_file` in front of the student's patch tokens).
+    """
+
+    job: Literal[DISTILL_JOBS]
+    teacher_model: dict  # the teacher's ModelConfig (its architecture; weights from teacher_checkpoint)
+    teacher_checkpoint: str | None = None  # the teacher's weights (released format); token job, heatmap
+    heatmap: bool = False
+    heatmap_weight: float = 1.0  # weight of MSE(student, teacher) next to the ground-truth loss
+    token: bool = False
+    token_file: str | None = None  # a token run's output; student with `token`
+
+    def validate(self, path: str) -> None:
+        from vitpose.models.config import ModelConfig
+
+        try:
+            teacher = ModelConfig.from_dict(self.teacher_model)
+        except ConfigError as exc:
+            raise ConfigError(f"{_join(path, 'teacher_model')}.{exc}") from None
+        if self.job == "token" and (not teacher.is_vit or teacher.attention != "full"):
+            raise ConfigError(f"{_join(path, 'teacher_model')}: a knowledge token needs a ViT teacher with "
+                              f"full attention, got arch {teacher.arch}, attention {teacher.attention}")
+        needs_teacher = self.job == "token" or self.heatmap
+        if needs_teacher and not self.teacher_checkpoint:
+            raise ConfigError(f"{_join(path, 'teacher_checkpoint')}: required for "
+                              f"{'token training' if self.job == 'token' else 'heatmap distillation'}")
+        if self.job == "student":
+            if not (self.heatmap or self.token):
+                raise ConfigError(f"{path}: a student distils its teacher's heatmaps, its token or both; "
+                                  f"got heatmap false and token false")
+            if self.token and not self.token_file:
+                raise ConfigError(f"{_join(path, 'token_file')}: required with token true")
+        _positive(path, "heatmap_weight", self.heatmap_weight)
+
+    def teacher(self):
+        from vitpose.models.config import ModelConfig
+
+        return ModelConfig.from_dict(self.teacher_model)
+
+    def resolve(self, name: str) -> Path:
+        return resolve_path(getattr(self, name))
+
+
 # File names inside a run's result directory: the one place they are spelt (the registry declares the
 # job kinds that produce them, the stages write them).
 RUN_FILES = {
@@ -425,6 +477,7 @@ RUN_FILES = {
     "keypoints": "results_keypoints.json",
     "unavailable": "unavailable.json",
     "mae": "mae_pretrain.pth",  # a pre-training run's encoder + decoder, in MAE's file format
+    "token": "knowledge_token.pth",  # a token-training run's knowledge token (paper Eq. 5)
 }
 
 
@@ -475,6 +528,8 @@ class RunConfig(Section):
     extra_data: list[DataConfig] = field(default_factory=list)
     # MAE pre-training run (Table 3): what it reads and how it masks; null for every other run.
     pretraining: PretrainConfig | None = None
+    # Knowledge transfer (Table 8): token training on a teacher, or a student of a teacher; null otherwise.
+    distill: DistillConfig | None = None
 
     @property
     def datasets(self) -> list[DataConfig]:
@@ -498,6 +553,8 @@ class RunConfig(Section):
             raise ConfigError(f"{_join(path, 'data')}: required key is missing")
         if self.pretraining is not None:
             self._validate_pretraining(path)
+        if self.distill is not None:
+            self._validate_distill(path)
         names = [d.dataset for d in self.datasets]
         if len(set(names)) != len(names):
             raise ConfigError(f"{_join(path, 'extra_data')}: each dataset at most once, got {names}")
@@ -521,6 +578,26 @@ class RunConfig(Section):
             # the loader resizes to a finetuning input
             raise ConfigError(f"{key}.input_size: MAE pre-training images are square, got "
                               f"{m.input_size[0]}x{m.input_size[1]}")
+
+    def _validate_distill(self, path: str) -> None:
+        d, key = self.distill, _join(path, "distill")
+        if self.pretraining is not None or self.extra_data:
+            raise ConfigError(f"{key}: distillation trains on one keypoint dataset (no pre-training, no "
+                              f"extra_data)")
+        if d.job == "token" and self.model.to_dict() != d.teacher().to_dict():
+            raise ConfigError(f"{_join(path, 'model')}: a token-training run's model is its teacher's "
+                              f"architecture (distill.teacher_model)")
+        width = self.model.knowledge_token
+        teacher_dim = d.teacher().vit_args().get("embed_dim") if d.teacher().is_vit else None
+        if d.job == "student" and d.token and width != teacher_dim:
+            raise ConfigError(f"{_join(path, 'model.knowledge_token')}: expected the teacher's width "
+                              f"{teacher_dim} (the token's), got {width}")
+        if d.job == "student" and not d.token and width is not None:
+            raise ConfigError(f"{_join(path, 'model.knowledge_token')}: a student without token "
+                              f"distillation has none, got {width}")
+        if d.heatmap and d.teacher().heatmap_size != self.model.heatmap_size:
+            raise ConfigError(f"{_join(path, 'distill.teacher_model.input_size')}: the teacher's heatmaps "
+                              f"must match the student's ({d.teacher().input_size} vs {self.model.input_size})")
 
     @property
     def hash(self) -> str:

@@ -36,6 +36,8 @@ CODE = {
     "pretrain_data": ["stages/pretrain_data.py", "vitpose/data/pretrain.py"],
     "pretrain": ["stages/pretrain.py", "stages/finetune.py", "vitpose/models", "vitpose/data", "vitpose/engine",
                  "vitpose/config.py"],
+    "token": ["stages/token.py", "stages/finetune.py", "vitpose/models", "vitpose/data", "vitpose/engine",
+              "vitpose/config.py"],
     "finetune": ["stages/finetune.py", "vitpose/models", "vitpose/data", "vitpose/engine", "vitpose/config.py"],
     "benchmark": ["stages/benchmark.py", "vitpose/models"],
     "evaluate": ["stages/evaluate.py", "vitpose/models", "vitpose/data", "vitpose/engine",

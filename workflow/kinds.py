@@ -93,13 +93,21 @@ def _pretraining(run: "Run") -> bool:
     return run.stage == "pretrain"
 
 
+def _token_training(run: "Run") -> bool:
+    return run.stage == "token"
+
+
 register(Kind("config", outputs=(RUN_FILES["config"],),
               words="resolve the run's configuration once (config.json, with its hash)"))
 register(Kind("pretrain", outputs=(RUN_FILES["mae"],), module="stages.pretrain", data=True, launcher=True,
               applies=_pretraining,
               words="MAE pre-training of the backbone on the set's images, export in MAE's format"))
+register(Kind("token", outputs=(RUN_FILES["token"],), module="stages.token", data=True, launcher=True,
+              consumes={"teacher": RUN_FILES["checkpoint"]}, applies=_token_training,
+              words="train the knowledge token on the frozen teacher (Eq. 5), export the token"))
 register(Kind("finetune", outputs=(RUN_FILES["checkpoint"],), module="stages.finetune",
-              consumes={"teacher": RUN_FILES["checkpoint"], "pretrain": RUN_FILES["mae"]}, data=True,
+              consumes={"teacher": RUN_FILES["checkpoint"], "pretrain": RUN_FILES["mae"],
+                        "token": RUN_FILES["token"]}, data=True,
               launcher=True, applies=_finetuning,
               words="train on the run's datasets, export the weights in the released format"))
 register(Kind("benchmark", outputs=(RUN_FILES["benchmark"],), module="stages.benchmark", launcher=True,

@@ -47,7 +47,7 @@ CAPABILITIES: dict[str, tuple[bool, str]] = {
     "finetune": (True, "top-down finetuning and COCO evaluation"),
     "mae_pretraining": (True, "MAE pre-training of the ViT backbone (Table 3)"),
     "multi_dataset": (True, "multi-dataset training with one decoder per dataset (Table 7)"),
-    "distillation": (False, "heatmap and knowledge-token distillation (Table 8)"),
+    "distillation": (True, "heatmap and knowledge-token distillation (Table 8)"),
     "vitae_g": (False, "the ViTAE-G backbone of ViTPose-G (Table 10)"),
     "resnet_imagenet_weights": (False, "ImageNet-supervised ResNet weights for SimpleBaseline at paper scale"),
 }
@@ -111,7 +111,9 @@ class Run:
 
     stage "finetune": a pose model trained on keypoints (every table row); "pretrain": the MAE
     pre-training of a backbone (Table 3), upstream of the finetuning runs initialised from it, with
-    spec {"model", "pretrain" (the set), "datasets" (the set's sources)}.
+    spec {"model", "pretrain" (the set), "datasets" (the set's sources)}; "token": the knowledge-token
+    training on a teacher run (Table 8, Eq. 5), with the teacher's spec, upstream of the students
+    that distil it with a token.
     """
 
     id: str
@@ -121,7 +123,7 @@ class Run:
     param_keys: list[str] = field(default_factory=list)  # params.yaml keys it depends on (DVC params)
     requires: list[str] = field(default_factory=list)    # capabilities needed
     upstream: dict[str, str] = field(default_factory=dict)  # {role: run id} of runs it consumes
-    stage: str = "finetune"                              # finetune | pretrain
+    stage: str = "finetune"                              # finetune | pretrain | token
 
     @property
     def missing(self) -> str | None:
@@ -203,6 +205,11 @@ def pretrain_run_id(model: str, pretrain_set: str) -> str:
     return f"mae-{model}-{pretrain_set}"
 
 
+def token_run_id(teacher_id: str) -> str:
+    """The knowledge-token training run on a teacher run: `token-vitpose-l-classic-256x192`."""
+    return f"token-{teacher_id}"
+
+
 def required_capabilities(spec: dict, scale_cfg: dict) -> list[str]:
     req = ["finetune"]
     if spec["pretrain"] not in ("imagenet-1k", "none"):
@@ -255,10 +262,21 @@ class Registry:
                 self.rows.append({"table": tnum, "row": rname, "run": run.id})
         # Upstream runs. A student's teacher is the teacher model's COCO run at the baseline's other
         # settings (paper §3.4: ViTPose-L as trained for Tables 2 and 9), one run for every student.
+        # Heatmap distillation reads the teacher's weights; token distillation reads the token trained
+        # on the teacher (one token run per teacher, whatever number of students use it).
         for run in list(self.runs.values()):
-            teacher = run.spec["distill"]["teacher"]
-            if teacher != "none" and (run.spec["distill"]["heatmap"] or run.spec["distill"]["token"]):
-                run.upstream["teacher"] = self._run_for(deep_merge(base, {"model": teacher})).id
+            d = run.spec["distill"]
+            if not (d["heatmap"] or d["token"]):
+                continue
+            if d["teacher"] == "none":
+                rows = ", ".join(f"tables.table{s['table']}.rows.{s['row']}" for s in run.serves)
+                raise ConfigError(f"{self.params_path}: {rows}: distill.heatmap / distill.token need a "
+                                  f"distill.teacher (a model, e.g. vitpose-l), got none")
+            teacher = self._run_for(deep_merge(base, {"model": d["teacher"]}))
+            if d["heatmap"]:
+                run.upstream["teacher"] = teacher.id
+            if d["token"]:
+                run.upstream["token"] = self._token_run_for(teacher).id
         # A ViT initialised by our own MAE pre-training consumes that pre-training run: one run per
         # (backbone, set), whatever number of finetuning runs start from it.
         for run in list(self.runs.values()):
@@ -270,13 +288,21 @@ class Registry:
                 run.param_keys = sorted({"seed", "pretraining", f"scales.{self.scale}"})
                 continue
             models = {run.spec["model"]} | {self.runs[u].spec["model"] for u in run.upstream.values()}
+            distils = run.stage == "token" or run.spec["distill"]["heatmap"] or run.spec["distill"]["token"]
             run.param_keys = sorted(set(run.param_keys) | {
                 "seed", "baseline", "schedule", "evaluation", f"scales.{self.scale}",
                 *(f"hyperparameters.{m}" for m in models),
-                *(["multi_dataset"] if len(run.spec["datasets"]) > 1 else [])})
-            # A run whose upstream run cannot be produced cannot be produced either.
-            for up in run.upstream.values():
-                run.requires = sorted(set(run.requires) | set(self.runs[up].requires))
+                *(["multi_dataset"] if len(run.spec["datasets"]) > 1 else []),
+                *(["distillation"] if distils else [])})
+        # A run whose upstream run cannot be produced cannot be produced either (through chains:
+        # teacher -> token -> student).
+        changed = True
+        while changed:
+            changed = False
+            for run in self.runs.values():
+                needed = set(run.requires).union(*(self.runs[u].requires for u in run.upstream.values()))
+                if needed != set(run.requires):
+                    run.requires, changed = sorted(needed), True
 
     def pretrain_set(self, run: Run) -> str | None:
         """The MAE pre-training set whose run initialises this finetuning run, or None.
@@ -302,6 +328,31 @@ class Registry:
             run = Run(rid, self.scale, spec, requires=req, stage="pretrain")
             self.runs[rid] = run
         return run
+
+    def _token_run_for(self, teacher: Run) -> Run:
+        rid = token_run_id(teacher.id)
+        run = self.runs.get(rid)
+        if run is None:
+            run = Run(rid, self.scale, copy.deepcopy(teacher.spec), requires=["distillation"], stage="token",
+                      upstream={"teacher": teacher.id})
+            self.runs[rid] = run
+        return run
+
+    def upstream_chain(self, run: Run) -> list[tuple[str, Run]]:
+        """(role, run) of every run this run depends on, depth first (a run before its consumers), once."""
+        out: list[tuple[str, Run]] = []
+        seen: set[str] = set()
+
+        def visit(r: Run) -> None:
+            for role, uid in r.upstream.items():
+                up = self.runs[uid]
+                visit(up)
+                if up.id not in seen:
+                    seen.add(up.id)
+                    out.append((role, up))
+
+        visit(run)
+        return out
 
     # -- queries -------------------------------------------------------------------------------
     def get(self, rid: str) -> Run:
@@ -399,6 +450,8 @@ class Registry:
         spec, tr = cfg["spec"], cfg["train"]
         if self.get(rid).stage == "pretrain":
             return self._describe_pretrain(rid, cfg)
+        if self.get(rid).stage == "token":
+            return self._describe_token(rid, cfg)
         arch = cfg["model"]["arch"]
         model = spec["model"] if arch == spec["model"] else f"{spec['model']} (as {arch})"
         bits = [model, f"{spec['decoder']} decoder", spec["input"], f"1/{16 // spec['ratio']} features"]
@@ -414,13 +467,24 @@ class Registry:
         else:
             bits.append(f"pretrain {spec['pretrain']} -> random init at this scale")
         bits.append("data " + "+".join(spec["datasets"]))
-        teacher = self.get(rid).upstream.get("teacher")
-        if teacher:
+        if spec["distill"]["heatmap"] or spec["distill"]["token"]:
             kinds = "+".join(k for k in ("heatmap", "token") if spec["distill"][k])
-            bits.append(f"{kinds} distillation from teacher {teacher}")
+            up = self.get(rid).upstream
+            teacher = up.get("teacher") or self.get(up["token"]).upstream["teacher"]
+            bits.append(f"{kinds} distillation from teacher {teacher}"
+                        + (f" (token of run {up['token']})" if "token" in up else ""))
         bits.append(f"{tr['epochs']} epochs, batch {tr['batch_size']}, lr {tr['lr']:g}, seed {cfg['seed']}")
         line = ", ".join(bits)
         missing = self.get(rid).missing
+        return f"{line} [UNAVAILABLE: {missing}]" if missing else line
+
+    def _describe_token(self, rid: str, cfg: dict) -> str:
+        tr, run = cfg["train"], self.get(rid)
+        users = sorted(r.id for r in self.runs.values() if r.upstream.get("token") == rid)
+        line = (f"knowledge-token training on the frozen teacher {run.upstream['teacher']} "
+                f"({cfg['spec']['model']}, data {'+'.join(cfg['spec']['datasets'])}), {tr['epochs']} epochs, "
+                f"batch {tr['batch_size']}, lr {tr['lr']:g}, seed {cfg['seed']}; read by {_some(users)}")
+        missing = run.missing
         return f"{line} [UNAVAILABLE: {missing}]" if missing else line
 
     def _describe_pretrain(self, rid: str, cfg: dict) -> str:
@@ -637,10 +701,60 @@ class Registry:
             cfg["unavailable"] = run.missing
         return cfg
 
+    def distillation_settings(self) -> dict:
+        """params.yaml `distillation` with the scale's overrides merged in (deeply)."""
+        return deep_merge(self.params["distillation"], self.scale_cfg["distillation"])
+
+    def _distill_section(self, run: Run, job: str) -> dict:
+        """The `distill` section of a token run or a student (vitpose.config.DistillConfig)."""
+        up, spec = run.upstream, run.spec
+        teacher_id = up.get("teacher") or self.get(up["token"]).upstream["teacher"]
+        teacher = self.get(teacher_id)
+        d = spec["distill"]
+        return {
+            "job": job,
+            "teacher_model": self.model_config(teacher.spec),
+            "teacher_checkpoint": teacher.file("checkpoint") if job == "token" or d["heatmap"] else None,
+            "heatmap": job == "student" and d["heatmap"],
+            "heatmap_weight": self.distillation_settings()["heatmap_weight"],
+            "token": job == "student" and d["token"],
+            "token_file": self.get(up["token"]).file("token") if job == "student" and d["token"] else None,
+        }
+
+    def _raw_token_config(self, run: Run) -> dict:
+        """A knowledge-token training run: the teacher's data and architecture, the token's schedule."""
+        cfg = self._raw_finetune_config(run)
+        tok = self.distillation_settings()["token"]
+        cfg["pretrained"] = None  # the teacher's weights come from distill.teacher_checkpoint
+        cfg["train"].update({
+            "epochs": tok["epochs"], "lr": tok["lr"], "weight_decay": tok["weight_decay"],
+            "layer_decay": 1.0, "lr_schedule": "cosine", "warmup_epochs": tok["warmup_epochs"],
+            "warmup_iters": 0, "min_lr": 0.0, "milestones": None})
+        cfg["distill"] = self._distill_section(run, "token")
+        return cfg
+
     def _raw_config(self, rid: str) -> dict:
         run = self.get(rid)
         if run.stage == "pretrain":
             return self._raw_pretrain_config(run)
+        if run.stage == "token":
+            return self._raw_token_config(run)
+        cfg = self._raw_finetune_config(run)
+        d = run.spec["distill"]
+        if d["heatmap"] or d["token"]:
+            cfg["distill"] = self._distill_section(run, "student")
+            if d["token"]:
+                cfg["model"]["knowledge_token"] = self._teacher_width(cfg["distill"]["teacher_model"])
+        return cfg
+
+    @staticmethod
+    def _teacher_width(teacher_model: dict) -> int:
+        from vitpose.models.config import ModelConfig
+
+        return ModelConfig.from_dict(teacher_model).vit_args()["embed_dim"]
+
+    def _raw_finetune_config(self, run: Run) -> dict:
+        rid = run.id
         spec, sched, ev = run.spec, self.params["schedule"], self.params["evaluation"]
         hp = self.params["hyperparameters"][spec["model"]]
         over = self.scale_cfg["train"]
@@ -749,8 +863,7 @@ def plan_text(reg: Registry, table: int | None = None) -> str:
             out.append(f"    {reg.describe(run.id)}")
             if run.missing:
                 continue
-            for role, up_id in run.upstream.items():
-                up = reg.get(up_id)
+            for role, up in reg.upstream_chain(run):
                 out.append(f"    {role}: run {up.id}: {reg.describe(up.id)}")
                 if up.stage == "pretrain":
                     pset = up.spec["pretrain"]

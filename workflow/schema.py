@@ -155,6 +155,19 @@ PRETRAIN_FIELDS = {
 PRETRAINING = Mapping(PRETRAIN_FIELDS, required=tuple(PRETRAIN_FIELDS))
 PRETRAINING_OVERRIDES = Mapping(PRETRAIN_FIELDS)
 
+# Knowledge transfer (Table 8). params.yaml `distillation` gives every key; a scale's `distillation`
+# overrides some (merged deeply).
+TOKEN_FIELDS = {
+    "epochs": number(1, integer=True),
+    "lr": number(0, lo_open=True),
+    "weight_decay": number(0),
+    "warmup_epochs": number(0),
+}
+DISTILL_FIELDS = {"heatmap_weight": number(0, lo_open=True)}
+DISTILLATION = Mapping({**DISTILL_FIELDS, "token": Mapping(TOKEN_FIELDS, required=tuple(TOKEN_FIELDS))},
+                       required=("heatmap_weight", "token"))
+DISTILLATION_OVERRIDES = Mapping({**DISTILL_FIELDS, "token": Mapping(TOKEN_FIELDS)})
+
 SCALE = Mapping(
     {
         "description": STR,
@@ -184,9 +197,11 @@ SCALE = Mapping(
         # the paper did), ours (MAE pre-training here on the scale's ImageNet), none (random init).
         "imagenet_init": one_of("released", "ours", "none"),
         "pretraining": PRETRAINING_OVERRIDES,
+        "distillation": DISTILLATION_OVERRIDES,
     },
     required=("synthetic", "data_root", "models", "train", "eval", "benchmark"),
     defaults={"download": True, "exact_counts": True, "imagenet_init": "released", "pretraining": {},
+              "distillation": {},
               "description": ""},
 )
 
@@ -224,10 +239,12 @@ SCHEMA = Mapping(
                 k in DATASETS and isinstance(w, (int, float)) and not isinstance(w, bool) and w > 0
                 for k, w in v.items())))}, defaults={"ratios": None}),
         "pretraining": PRETRAINING,
+        "distillation": DISTILLATION,
         "scales": Mapping(values=SCALE),
         "tables": Mapping(values=TABLE),
     },
     required=("scale", "seed", "baseline", "hyperparameters", "schedule", "evaluation", "pretraining",
+              "distillation",
               "scales", "tables"),
     defaults={"multi_dataset": {"ratios": None}},
 )

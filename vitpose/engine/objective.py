@@ -165,13 +165,14 @@ def init_from_pretrained(model: nn.Module, cfg: RunConfig) -> nn.Module:
     return model
 
 
-def export_checkpoint(model: nn.Module, path: str | os.PathLike, cfg: RunConfig, summary: dict) -> None:
+def export_checkpoint(model: nn.Module, path: str | os.PathLike, cfg: RunConfig, summary: dict,
+                      extra_meta: dict | None = None) -> None:
     """Final weights in the released ViTPose format (`state_dict` + `meta`), written atomically."""
     from vitpose.models.checkpoint import save_vitpose_checkpoint
 
     meta = {"run": cfg.run, "scale": cfg.scale, "config_hash": cfg.hash,
             "iterations": summary["iterations"], "epochs": cfg.train.epochs,
-            "train_time_s": summary["train_time_s"]}
+            "train_time_s": summary["train_time_s"], **(extra_meta or {})}
     save_vitpose_checkpoint(model, path, meta=meta)
 
 

@@ -473,12 +473,16 @@ class Trainer:
 
 
 def objective_for(cfg: RunConfig) -> Objective:
-    """What a run trains, from its configuration: MAE pre-training (a `pretraining` section),
-    multi-dataset training (extra datasets: one decoder each) or heatmap finetuning."""
+    """What a run trains, from its configuration: MAE pre-training (a `pretraining` section), knowledge
+    token training or a distilled student (a `distill` section), multi-dataset training (extra datasets: one decoder each) or heatmap finetuning."""
     if cfg.pretraining is not None:
         from vitpose.engine.mae import MAEObjective
 
         return MAEObjective()
+    if cfg.distill is not None:
+        from vitpose.engine.distill import DistillObjective, TokenObjective
+
+        return TokenObjective() if cfg.distill.job == "token" else DistillObjective()
     if cfg.extra_data:
         from vitpose.engine.multi_dataset import MultiDatasetObjective
 

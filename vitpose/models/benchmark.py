@@ -104,6 +104,7 @@ def benchmark(
     warmup: int = 5,
     progress: bool = True,
     precision: str | None = None,
+    teacher: ModelConfig | dict | None = None,
 ) -> dict:
     """Images/s over `iters` timed steps after `warmup` untimed ones, and peak memory; one record.
 
@@ -112,12 +113,18 @@ def benchmark(
     (frozen parts save gradient and optimizer memory). Each phase builds its own model.
     precision: "bf16" (autocast) or "fp32"; default bf16 on GPU, fp32 on CPU.
 
+    teacher: a heatmap-distillation teacher (Table 8): the training step also runs its forward pass
+    (eval mode, no gradient) on the same images and adds the MSE to its heatmaps, so the memory column
+    counts the teacher's weights and forward.
+
     Besides the per-phase `inference` / `train` entries, the record carries the two metrics.json
     entries (docs/DEVELOPING.md): `throughput` {images_per_s, device, batch, precision} (inference)
     and `train_memory_MB` (the training step's peak; null without `train`).
     """
     if isinstance(cfg, dict):
         cfg = ModelConfig.from_dict(cfg)
+    if isinstance(teacher, dict):
+        teacher = ModelConfig.from_dict(teacher)
     if batch < 1 or iters < 1 or warmup < 0:
         raise ValueError(f"benchmark: expected batch >= 1, iters >= 1, warmup >= 0; got {batch}, {iters}, {warmup}")
     device = _resolve_device(device)
@@ -128,7 +135,8 @@ def benchmark(
         torch.backends.cudnn.benchmark = True
 
     phases = {"inference": _run_phase(cfg, batch, iters, warmup, device, precision, False, progress)}
-    phases["train"] = _run_phase(cfg, batch, iters, warmup, device, precision, True, progress) if train else None
+    phases["train"] = (_run_phase(cfg, batch, iters, warmup, device, precision, True, progress, teacher)
+                       if train else None)
     name = _device_name(device)
     return {
         "model": cfg.arch,
@@ -146,6 +154,7 @@ def benchmark(
         "throughput": {"images_per_s": phases["inference"]["images_per_s"], "device": name, "batch": batch,
                        "precision": precision},
         "train_memory_MB": phases["train"]["peak_memory_MB"] if train else None,
+        "teacher": None if teacher is None else teacher.to_dict(),
         "torch": torch.__version__,
         "config": cfg.to_dict(),
     }
@@ -153,16 +162,19 @@ def benchmark(
 
 def _run_phase(
     cfg: ModelConfig, batch: int, iters: int, warmup: int, device: torch.device, precision: str,
-    train: bool, progress: bool,
+    train: bool, progress: bool, teacher: ModelConfig | None = None,
 ) -> dict:
     """Build a fresh model, warm up, time `iters` steps -> images_per_s, seconds_per_iter, peak memory."""
     memory = _PeakMemory(device)
     memory.start()
     model = build_model(cfg).to(device)
+    frozen = None
+    if train and teacher is not None:
+        frozen = build_model(teacher).to(device).eval().requires_grad_(False)
     images = torch.randn(batch, 3, *cfg.input_size, device=device)
     autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     if train:
-        step = _train_step(model, images, (cfg.num_keypoints, *cfg.heatmap_size), autocast)
+        step = _train_step(model, images, (cfg.num_keypoints, *cfg.heatmap_size), autocast, frozen)
     else:
         step = _inference_step(model, images, autocast)
 
@@ -199,9 +211,11 @@ def _inference_step(model: torch.nn.Module, images: torch.Tensor, autocast) -> C
 
 
 def _train_step(
-    model: torch.nn.Module, images: torch.Tensor, heatmap_shape: tuple[int, int, int], autocast
+    model: torch.nn.Module, images: torch.Tensor, heatmap_shape: tuple[int, int, int], autocast,
+    teacher: torch.nn.Module | None = None,
 ) -> Callable[[], None]:
-    """One training step on random targets (B, K, h, w): forward, MSE, backward, AdamW."""
+    """One training step on random targets (B, K, h, w): forward, MSE, backward, AdamW (with a
+    teacher: its no-grad forward and the MSE to its heatmaps as well)."""
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-5)  # the value is irrelevant to speed and memory
@@ -212,6 +226,10 @@ def _train_step(
         with autocast:
             heatmaps = model(images)
         loss = F.mse_loss(heatmaps.float(), target)
+        if teacher is not None:
+            with torch.no_grad(), autocast:
+                soft = teacher(images)
+            loss = loss + F.mse_loss(heatmaps.float(), soft.float())
         loss.backward()
         optimizer.step()
 

@@ -13,24 +13,36 @@ from vitpose.models.vit import ViTPoseBackbone
 class TopDownPoseModel(nn.Module):
     """images (B, 3, H, W) -> heatmaps (B, K, H/4, W/4).
 
-    `forward_features` is kept apart from the head so that later variants (a knowledge token in the
-    backbone, one decoder per dataset) can reuse it.
+    `forward_features` is kept apart from the head so that later variants (one decoder per dataset)
+    can reuse it. With `cfg.knowledge_token` (a distilled student, paper Eq. 6) the model holds a
+    `knowledge_token` (models/token.py) whose token enters the backbone in front of the patch tokens:
+    it is part of the model at inference as in training.
     """
 
-    def __init__(self, cfg: ModelConfig, backbone: nn.Module, keypoint_head: nn.Module) -> None:
+    def __init__(self, cfg: ModelConfig, backbone: nn.Module, keypoint_head: nn.Module,
+                 knowledge_token: nn.Module | None = None) -> None:
         super().__init__()
         self.cfg = cfg
         self.backbone = backbone
         self.keypoint_head = keypoint_head
         self.heatmap_size = cfg.heatmap_size
+        self.knowledge_token = knowledge_token
 
-    def forward_features(self, images: torch.Tensor) -> torch.Tensor:
-        """images: (B, 3, H, W) -> features (B, C, H/s, W/s), s = cfg.feature_stride."""
-        return self.backbone(images)
+    def forward_features(self, images: torch.Tensor, prefix: torch.Tensor | None = None) -> torch.Tensor:
+        """images: (B, 3, H, W) -> features (B, C, H/s, W/s), s = cfg.feature_stride.
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        prefix: (1, T, C) extra tokens for a ViT backbone (a teacher's token during token training);
+        the model's own knowledge token, if any, comes first."""
+        if self.knowledge_token is not None:
+            own = self.knowledge_token()
+            prefix = own if prefix is None else torch.cat([own, prefix], dim=1)
+        if prefix is None:
+            return self.backbone(images)
+        return self.backbone(images, prefix=prefix)
+
+    def forward(self, images: torch.Tensor, prefix: torch.Tensor | None = None) -> torch.Tensor:
         """images: (B, 3, H, W) -> heatmaps (B, K, H/4, W/4)."""
-        return self.keypoint_head(self.forward_features(images))
+        return self.keypoint_head(self.forward_features(images, prefix))
 
 
 def build_backbone(cfg: ModelConfig) -> tuple[nn.Module, int]:
@@ -60,4 +72,9 @@ def build_model(cfg: ModelConfig) -> TopDownPoseModel:
         cfg = ModelConfig.from_dict(cfg)
     backbone, channels = build_backbone(cfg)
     head = build_decoder(cfg.decoder, channels, cfg.num_keypoints, cfg.feature_stride, cfg.decoder_channels)
-    return TopDownPoseModel(cfg, backbone, head)
+    token = None
+    if cfg.knowledge_token is not None:
+        from vitpose.models.token import KnowledgeToken
+
+        token = KnowledgeToken(cfg.knowledge_token, channels)
+    return TopDownPoseModel(cfg, backbone, head, token)

@@ -68,6 +68,9 @@ class ModelConfig:
     num_heads: int | None = None
     drop_path_rate: float | None = None
     decoder_channels: int = 256
+    # A distilled student's knowledge token (paper Eq. 6): the width of the teacher's token it carries
+    # (1,024 for a ViTPose-L teacher); null: no token. Needs a ViT with full attention.
+    knowledge_token: int | None = None
 
     def __post_init__(self) -> None:
         self.input_size = parse_size(self.input_size, "input_size")
@@ -164,6 +167,11 @@ class ModelConfig:
             or not 0.0 <= self.drop_path_rate < 1.0
         ):
             raise ConfigError(f"drop_path_rate: expected a number in [0, 1), got {self.drop_path_rate!r}")
+        if self.knowledge_token is not None:
+            _check_int(self.knowledge_token, "knowledge_token", 1)
+            if not self.is_vit or self.attention != "full":
+                raise ConfigError(f"knowledge_token: needs a ViT with full attention (the token has no place "
+                                  f"in a window), got arch {self.arch}, attention {self.attention}")
         if self.is_vit:
             self._validate_vit()
         else:

@@ -188,16 +188,28 @@ class ViTPoseBackbone(nn.Module):
         return self
 
     # ------------------------------------------------------------------ forward
-    def forward_tokens(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, 3, H, W) -> normalised patch tokens (B, N, C), N = Hp * Wp."""
+    def forward_tokens(self, x: torch.Tensor, prefix: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B, 3, H, W) -> normalised patch tokens (B, N, C), N = Hp * Wp.
+
+        prefix: (1 or B, T, C) tokens put in front of the patch tokens after the position embedding
+        (the knowledge token, models/token.py); they attend and are attended to in every block (full
+        attention only) and are dropped from the output.
+        """
         x = self.patch_embed(x)
         # Fold the class-token slot into every patch token (released forward).
         x = x + self.pos_embed[:, 1:] + self.pos_embed[:, :1]
+        extra = 0
+        if prefix is not None:
+            if any(b.attn.window_size is not None for b in self.blocks):
+                raise ValueError("extra tokens need full attention in every block (a window has no place "
+                                 "for a token outside the grid)")
+            extra = prefix.shape[1]
+            x = torch.cat([prefix.to(x.dtype).expand(x.shape[0], -1, -1), x], dim=1)
         for block in self.blocks:
             x = block(x, self.grid_size)
-        return self.last_norm(x)
+        return self.last_norm(x[:, extra:])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, 3, H, W) -> feature map (B, C, Hp, Wp)."""
-        tokens = self.forward_tokens(x)
+    def forward(self, x: torch.Tensor, prefix: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B, 3, H, W) -> feature map (B, C, Hp, Wp) (`prefix`: see `forward_tokens`)."""
+        tokens = self.forward_tokens(x, prefix)
         return tokens.transpose(1, 2).unflatten(2, self.grid_size)
