@@ -145,8 +145,15 @@ def test_dvc_records_snakemake_outputs_then_repro_completes(project):
     for r in reg.available_runs():
         if r.stage == "finetune":
             load_metrics(project / r.metrics)
+        elif r.stage == "token":  # the knowledge token of Table 8's teacher
+            assert (project / r.file("token")).is_file()
         else:  # an MAE pre-training run (Table 3): its file, in MAE's format
-            assert (project / r.file("mae")).is_file()
+            assert r.stage == "pretrain" and (project / r.file("mae")).is_file()
+    # Table 8: four rows of numbers, the memory column measured (the teacher's forward included)
+    table8 = (project / "paper_tables/smoke/table8.md").read_text()
+    rows8 = [line.split("|") for line in table8.splitlines() if line.startswith("| ") and "ViTPose-L" in line
+             or line.startswith("| none ")]
+    assert len(rows8) == 4 and all(cells[5].strip() not in ("", "—") for cells in rows8), table8
     # Table 3: each row finetuned from its own MAE pre-training, its measured image count shown
     table3 = (project / "paper_tables/smoke/table3.md").read_text()
     rows = [line for line in table3.splitlines() if line.startswith("| ") and "(ours: " in line]

@@ -71,13 +71,13 @@ def test_smoke_table5_dry_run_has_its_seven_runs(project):
 
 def test_table_of_a_missing_capability_fails_at_once(project):
     reg = Registry(load_params(project / "params.yaml"), "smoke")
-    if reg.table_blocker(8) is None:
-        pytest.skip("distillation exists: nothing to refuse")
-    proc = snakemake(project, "-n", "table8")
+    if reg.table_blocker(10) is None:
+        pytest.skip("ViTAE-G exists: nothing to refuse")
+    proc = snakemake(project, "-n", "table10")
     assert proc.returncode != 0
-    assert "distillation" in proc.stdout + proc.stderr
-    assert reg.table_blocker(7) is None  # multi-dataset training exists: Table 7 has its runs
-    proc = snakemake(project, "-n", "table7")
+    assert "vitae_g" in proc.stdout + proc.stderr
+    assert reg.table_blocker(8) is None  # distillation exists: Table 8 has its runs
+    proc = snakemake(project, "-n", "table8")
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -30,6 +30,7 @@ from vitpose.engine.objective import (
     build_model_for_training,
     build_train_dataset,
     export_checkpoint,
+    heatmap_batch,
 )
 from vitpose.utils.errors import CheckpointError, ConfigError
 from vitpose.utils.io import atomic_torch_save
@@ -91,9 +92,7 @@ class TokenObjective(Objective):
         return build_train_dataset(cfg)
 
     def loss(self, batch: dict, models: Models) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        images = models.to_device(batch["img"])                # (B, 3, H, W)
-        target = models.to_device(batch["target"])             # (B, K, h, w)
-        weight = models.to_device(batch["target_weight"])      # (B, K)
+        images, target, weight = heatmap_batch(batch, models)
         with models.autocast():
             heatmaps = models.net(images, models.frozen["teacher"])  # (B, K, h, w)
         return keypoint_mse_loss(heatmaps, target, weight), {}
@@ -134,9 +133,7 @@ class DistillObjective(Objective):
         return build_train_dataset(cfg)
 
     def loss(self, batch: dict, models: Models) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        images = models.to_device(batch["img"])                # (B, 3, H, W)
-        target = models.to_device(batch["target"])             # (B, K, h, w)
-        weight = models.to_device(batch["target_weight"])      # (B, K)
+        images, target, weight = heatmap_batch(batch, models)
         with models.autocast():
             heatmaps = models.net(images)                      # (B, K, h, w)
         gt = keypoint_mse_loss(heatmaps, target, weight)

@@ -176,6 +176,12 @@ def export_checkpoint(model: nn.Module, path: str | os.PathLike, cfg: RunConfig,
     save_vitpose_checkpoint(model, path, meta=meta)
 
 
+def heatmap_batch(batch: dict, models: Models) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A top-down batch on the training device: images (B, 3, H, W), target (B, K, h, w), weight (B, K)."""
+    return (models.to_device(batch["img"]), models.to_device(batch["target"]),
+            models.to_device(batch["target_weight"]))
+
+
 class HeatmapObjective(Objective):
     """Top-down keypoint heatmap regression (paper §3): masked MSE against the UDP Gaussian targets."""
 
@@ -188,9 +194,7 @@ class HeatmapObjective(Objective):
         return build_train_dataset(cfg)
 
     def loss(self, batch: dict, models: Models) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        images = models.to_device(batch["img"])                # (B, 3, H, W)
-        target = models.to_device(batch["target"])             # (B, K, h, w)
-        weight = models.to_device(batch["target_weight"])      # (B, K)
+        images, target, weight = heatmap_batch(batch, models)
         with models.autocast():
             heatmaps = models.net(images)                      # (B, K, h, w)
         # outside autocast: the loss is computed in float32 whatever the forward's precision
