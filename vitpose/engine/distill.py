@@ -24,11 +24,10 @@ from torch import nn
 from vitpose.config import RunConfig
 from vitpose.engine.loss import keypoint_mse_loss
 from vitpose.engine.objective import (
+    HeatmapObjective,
     Models,
-    Objective,
     TrainModules,
     build_model_for_training,
-    build_train_dataset,
     export_checkpoint,
     heatmap_batch,
 )
@@ -76,8 +75,8 @@ def _distill(cfg: RunConfig, job: str):
     return cfg.distill
 
 
-class TokenObjective(Objective):
-    """Eq. 5: t* = argmin_t MSE(T([t; X]), K_gt), the teacher T frozen."""
+class TokenObjective(HeatmapObjective):
+    """Eq. 5: t* = argmin_t MSE(T([t; X]), K_gt), the teacher T frozen (the finetuning data)."""
 
     name = "knowledge-token"
 
@@ -87,9 +86,6 @@ class TokenObjective(Objective):
         _distill(cfg, "token")
         teacher = build_teacher(cfg)
         return TrainModules(TeacherToken(teacher.backbone.embed_dim), frozen={"teacher": teacher})
-
-    def build_dataset(self, cfg: RunConfig):
-        return build_train_dataset(cfg)
 
     def loss(self, batch: dict, models: Models) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         images, target, weight = heatmap_batch(batch, models)
@@ -107,8 +103,9 @@ class TokenObjective(Objective):
             "final_loss": summary["final_loss"], "train_time_s": summary["train_time_s"]})
 
 
-class DistillObjective(Objective):
-    """Eq. 4 / 6: the student's ground-truth loss, plus the teacher's heatmaps, with or without the token."""
+class DistillObjective(HeatmapObjective):
+    """Eq. 4 / 6: the student's ground-truth loss, plus the teacher's heatmaps, with or without the token
+    (the finetuning data)."""
 
     name = "distill"
     heatmap_weight: float = 1.0  # set from the run's distill section in `build`
@@ -128,9 +125,6 @@ class DistillObjective(Objective):
                 raise CheckpointError(f"{path}: {exc}") from None
         frozen = {"teacher": build_teacher(cfg)} if d.heatmap else {}
         return TrainModules(model, frozen=frozen)
-
-    def build_dataset(self, cfg: RunConfig):
-        return build_train_dataset(cfg)
 
     def loss(self, batch: dict, models: Models) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         images, target, weight = heatmap_batch(batch, models)
