@@ -9,6 +9,9 @@ in minutes on a CPU. Layout written under ``root``::
     train2017/*.jpg   val2017/*.jpg
     person_detection_results/COCO_val2017_detections_AP_H_56_person.json
 
+(:func:`generate_synthetic_coco_testdev` writes a test-dev stand-in: unlabelled images, their image
+list and detections, in COCO test-dev's layout.)
+
 Design for learnability (the smoke run must reach COCO AP ≥ 0.5 with a tiny ViT):
 - every keypoint is a crisp disc whose colour depends on the joint *type* only (left and right
   shoulders look alike), so left/right is decided by geometry, which flip augmentation and flip test
@@ -50,7 +53,7 @@ from vitpose.data.synthetic_imagenet import generate_synthetic_imagenet  # noqa:
 from vitpose.utils.errors import ConfigError, UserError
 from vitpose.utils.io import atomic_write_bytes, atomic_write_text
 
-SPLIT_CODES = {"train": 1, "val": 2}   # part of every image's seed and of its image id
+SPLIT_CODES = {"train": 1, "val": 2, "test-dev": 3}   # part of every image's seed and of its image id
 DET_FILE = "COCO_val2017_detections_AP_H_56_person.json"
 _SHIFT = 4                              # OpenCV fixed-point bits: sub-pixel accurate drawing
 _ONE = 1 << _SHIFT
@@ -875,7 +878,58 @@ def generate_synthetic_mpii(
     return summary
 
 
-GENERATORS = {"coco": generate_synthetic_coco, "aic": generate_synthetic_aic,
+# ----------------------------------------------------------------------------------------------
+# A test-dev stand-in: unlabelled images, their image list and detections (Table 10's submission)
+# ----------------------------------------------------------------------------------------------
+
+TESTDEV_LAYOUT = {"image_info": "annotations/image_info_test-dev2017.json", "images": "test2017",
+                  "detections": "person_detection_results/COCO_test-dev2017_detections_AP_H_609_person.json"}
+
+
+def generate_synthetic_coco_testdev(
+    root: str | Path,
+    seed: int = 0,
+    num_train: int = 0,
+    num_val: int = 24,
+    image_size: tuple[int, int] = (256, 320),
+    max_people: int = 4,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """COCO test-dev's layout with synthetic scenes, under ``root``: ``num_val`` images (the smoke
+    scale passes every generator ``num_train`` / ``num_val``; test-dev has no training split, so
+    ``num_train`` is unused)::
+
+        annotations/image_info_test-dev2017.json     images and categories, no annotations
+        test2017/*.jpg
+        person_detection_results/COCO_test-dev2017_detections_AP_H_609_person.json
+
+    As on the real test-dev, the people's keypoints are not written anywhere: only the evaluation
+    server (here: nobody) could score a submission. Detections come from :func:`synthetic_detections`.
+    """
+    H, W = _check_params(num_train, num_val, image_size, max_people)
+    root = Path(root)
+    code = SPLIT_CODES["test-dev"]
+    images, detections = [], []
+    for i in tqdm(range(num_val), desc="synthetic test-dev", disable=not progress, unit="img"):
+        rng = np.random.default_rng([seed, code, i])
+        rgb, instances = render_image(rng, (H, W), COCO, max_people)
+        image_id = code * 1_000_000 + i + 1
+        file_name = f"{image_id:012d}.jpg"
+        atomic_write_bytes(root / TESTDEV_LAYOUT["images"] / file_name, _encode_jpeg(rgb))
+        images.append({"id": image_id, "file_name": file_name, "height": H, "width": W})
+        anns = [_annotation(inst, image_id * 100 + k + 1, image_id) for k, inst in enumerate(instances)]
+        detections += synthetic_detections(np.random.default_rng([seed, code, i, 1]), image_id, anns, (H, W))
+    atomic_write_text(root / TESTDEV_LAYOUT["image_info"], _dump({
+        "info": {"description": f"ViTPose smoke-scale synthetic COCO test-dev image list (seed {seed})"},
+        "licenses": [], "images": images,
+        "categories": [{"id": 1, "name": "person", "supercategory": "person"}]}))
+    atomic_write_text(root / TESTDEV_LAYOUT["detections"], _dump(detections))
+    return {"root": str(root), "seed": seed, "image_size": [H, W],
+            "splits": {"test-dev": {"images": num_val}}, "detections": len(detections)}
+
+
+GENERATORS = {"coco": generate_synthetic_coco, "coco-testdev": generate_synthetic_coco_testdev,
+              "aic": generate_synthetic_aic,
               "mpii": generate_synthetic_mpii, "crowdpose": generate_synthetic_crowdpose,
               # Not a keypoint dataset: class folders of non-person images (MAE pre-training, Table 3);
               # takes num_classes instead of max_people.

@@ -153,12 +153,13 @@ def evaluate(
     out_dir: str | os.PathLike,
     progress: bool = True,
     model: torch.nn.Module | None = None,
+    results_file: str = RESULTS_FILE,
 ) -> dict[str, float]:
     """COCO AP / AR of the checkpoint on the configured val split (flip test per `cfg.eval`).
 
-    Writes `out_dir/results_keypoints.json` (atomically, after a successful evaluation) and returns
+    Writes `out_dir/results_file` (atomically, after a successful evaluation) and returns
     {"AP", "AP50", "AP75", "APM", "APL", "AR", "AR50", "AR75", "ARM", "ARL"}. `model` may be given
-    instead of `checkpoint` (e.g. an untrained model).
+    instead of `checkpoint` (e.g. an untrained model, or an ensemble: engine/ensemble.py).
 
     A multi-dataset run (`cfg.extra_data`): see `evaluate_datasets` — the same top-level metrics of
     the primary dataset plus `per_dataset`.
@@ -176,7 +177,7 @@ def evaluate(
     results = predict(model, dataset, ev.batch_size, ev.flip_test, device,
                       nms_threshold=ev.nms_threshold, rescore_threshold=ev.rescore_threshold,
                       num_workers=cfg.data.num_workers, progress=progress)
-    return evaluate_coco(results, cfg.data.resolve("val_ann"), Path(out_dir) / RESULTS_FILE,
+    return evaluate_coco(results, cfg.data.resolve("val_ann"), Path(out_dir) / results_file,
                          sigmas=dataset.meta.sigmas)
 
 

@@ -8,6 +8,7 @@ from vitpose.models.config import ModelConfig
 from vitpose.models.decoders import build_decoder
 from vitpose.models.resnet import build_resnet_backbone, resnet_channels
 from vitpose.models.vit import ViTPoseBackbone
+from vitpose.models.vitae import ViTAEBackbone
 
 
 class TopDownPoseModel(nn.Module):
@@ -50,7 +51,7 @@ def build_backbone(cfg: ModelConfig) -> tuple[nn.Module, int]:
     if not cfg.is_vit:
         return build_resnet_backbone(cfg.arch), resnet_channels(cfg.arch)
     a = cfg.vit_args()
-    backbone = ViTPoseBackbone(
+    backbone = (ViTAEBackbone if cfg.is_vitae else ViTPoseBackbone)(
         img_size=cfg.input_size,
         embed_dim=a["embed_dim"],
         depth=a["depth"],

@@ -11,7 +11,9 @@ MAE format: a dict with `model` holding a timm-style ViT encoder (`cls_token`, `
 sin-cos, `patch_embed.proj`, `blocks.*`, `norm.*`). The class token and the final `norm` are dropped
 (ViTPose's last_norm starts from (1, 0)); the 14x14 position grid is resized bicubically
 (align_corners False, no antialias: the released resize) to the backbone's grid, keeping the class
-slot; a patch-14 kernel (ViT-H) is zero-padded to 16x16, one pixel each side (paper §3.2).
+slot; a patch-14 kernel (ViT-H, ViTAE-G) is zero-padded to 16x16, one pixel each side (paper §3.2).
+A ViTAE encoder (ViTPose-G, models/vitae.py) is read from the same layout, its blocks carrying
+`blocks.{i}.PCM.{0,1,3}` (the public ViTAE name, mapped to our `pcm`) or `blocks.{i}.pcm.*`.
 
 Every check runs before any weight is copied, so a failed load leaves the model untouched.
 
@@ -109,7 +111,8 @@ def _state_dict_under(obj: dict, key: str, path: str | os.PathLike) -> dict[str,
         raise CheckpointError(f"{path}: expected a '{key}' entry holding the weights, found keys {sorted(obj)[:8]}")
     if all(k.startswith("module.") for k in sd):  # saved from a DDP wrapper
         sd = {k[len("module."):]: v for k, v in sd.items()}
-    return dict(sd)
+    # ViTAE's public code names the parallel convolution module `PCM`; ours is `pcm` (models/vitae.py).
+    return {k.replace(".PCM.", ".pcm."): v for k, v in sd.items()}
 
 
 def _check_shapes(target: dict[str, torch.Tensor], source: dict[str, torch.Tensor], path, hint: str) -> None:
@@ -141,6 +144,23 @@ def load_vitpose_checkpoint(model: nn.Module, path: str | os.PathLike, strict: b
     are only reported. A shape mismatch is always an error naming the first key and both shapes.
     """
     return _load_vitpose(model, _read(path), path, strict)
+
+
+def read_vitpose_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+    """(state_dict, meta) of a released-format file, read once (`module.` prefixes stripped, meta {}
+    when absent). An MAE pre-training file is refused by name: it holds no keypoint head."""
+    obj = _read(path)
+    if _format_of(obj) == "mae":
+        raise CheckpointError(f"{path}: an MAE pre-training checkpoint (an encoder under 'model'), not a "
+                              f"pose model; expected a released ViTPose file with 'state_dict'")
+    meta = obj.get("meta")
+    return _state_dict_under(obj, "state_dict", path), meta if isinstance(meta, dict) else {}
+
+
+def load_vitpose_state(model: nn.Module, state_dict: dict[str, torch.Tensor], path: str | os.PathLike,
+                       strict: bool = True) -> LoadReport:
+    """`load_vitpose_checkpoint` for weights already read (`read_vitpose_file`); `path` names them in errors."""
+    return _load_vitpose(model, {"state_dict": state_dict}, path, strict)
 
 
 def _load_vitpose(model: nn.Module, obj: dict, path, strict: bool) -> LoadReport:
@@ -230,7 +250,8 @@ def _load_mae(model_or_backbone: nn.Module, obj: dict, path) -> LoadReport:
     missing = [k for k in target if k not in source]
     unexpected = [k for k in source if k not in target]
     # Encoder weights that do not line up mean another architecture (e.g. another depth).
-    wrong = [k for k in missing if not k.startswith("last_norm.")] + [
+    # (BatchNorm's step counter, absent from files of old PyTorch versions, is no weight.)
+    wrong = [k for k in missing if not k.startswith("last_norm.") and not k.endswith("num_batches_tracked")] + [
         k for k in unexpected if k.startswith(("blocks.", "patch_embed.", "pos_embed"))
     ]
     if wrong:

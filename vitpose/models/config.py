@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from vitpose.models.presets import ARCHS, CUSTOM_VIT, RESNET_ARCHS, VIT_PRESETS
+from vitpose.models.presets import ARCHS, CUSTOM_VIT, CUSTOM_VITAE, RESNET_ARCHS, VIT_PRESETS, VITAE_PRESETS
 from vitpose.utils.errors import ConfigError
 
 DECODERS = ("classic", "simple")
@@ -50,7 +50,7 @@ class ModelConfig:
     """Architecture of a top-down pose model; sizes are (H, W).
 
     `embed_dim`, `depth`, `num_heads`, `drop_path_rate` override the preset of `arch` (arch "vit"
-    needs the first three). `ratio` 2 gives the paper's 1/8 features (overlapping patches, stride 8).
+    and "vitae" need the first three). `ratio` 2 gives the paper's 1/8 features (overlapping patches, stride 8).
     """
 
     arch: str = "vitpose-b"
@@ -81,6 +81,11 @@ class ModelConfig:
     @property
     def is_vit(self) -> bool:
         return self.arch not in RESNET_ARCHS
+
+    @property
+    def is_vitae(self) -> bool:
+        """A ViTAE backbone (ViT blocks plus a parallel convolution branch): ViTPose-G, "vitae"."""
+        return self.arch in VITAE_PRESETS or self.arch == CUSTOM_VITAE
 
     @property
     def feature_stride(self) -> int:
@@ -118,7 +123,7 @@ class ModelConfig:
 
         The presets hold architecture only; drop path is a training hyper-parameter (params.yaml
         `hyperparameters`, paper Table 1) that the run's config sets, 0 when not given."""
-        base = dict(VIT_PRESETS.get(self.arch, {}))
+        base = dict(VIT_PRESETS.get(self.arch) or VITAE_PRESETS.get(self.arch) or {})
         base.setdefault("drop_path_rate", 0.0)
         for key in ("embed_dim", "depth", "num_heads", "drop_path_rate"):
             if getattr(self, key) is not None:
@@ -185,10 +190,11 @@ class ModelConfig:
             )
 
     def _validate_vit(self) -> None:
-        if self.arch == CUSTOM_VIT:
+        if self.arch in (CUSTOM_VIT, CUSTOM_VITAE):
             missing = [k for k in ("embed_dim", "depth", "num_heads") if getattr(self, k) is None]
             if missing:
-                raise ConfigError(f"{missing[0]}: required when arch is 'vit' (a custom ViT)")
+                kind = "ViT" if self.arch == CUSTOM_VIT else "ViTAE"
+                raise ConfigError(f"{missing[0]}: required when arch is '{self.arch}' (a custom {kind})")
         args = self.vit_args()
         if args["embed_dim"] % args["num_heads"]:
             raise ConfigError(

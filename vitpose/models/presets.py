@@ -4,7 +4,8 @@ Architecture only. The training hyper-parameters that go with each size (layer d
 batch: paper Table 1) live in params.yaml `hyperparameters` and nowhere else; its comments say where
 the paper and the released configs differ (ViTPose-H layer decay: 0.80 in Table 1, 0.85 released).
 ViTPose-S is not in the paper's tables; its widths come from the released ViTPose-S config (12 heads
-of width 32).
+of width 32). ViTPose-G's ViTAE-G backbone (models/vitae.py) has no published widths: ours are ViT-g's
+(README.md, "Choices the paper leaves open").
 """
 from __future__ import annotations
 
@@ -15,11 +16,17 @@ VIT_PRESETS: dict[str, dict] = {
     "vitpose-h": dict(embed_dim=1280, depth=32, num_heads=16),
 }
 
+# ViTAE backbones (a ViT whose blocks add a parallel convolution branch, models/vitae.py).
+VITAE_PRESETS: dict[str, dict] = {
+    "vitpose-g": dict(embed_dim=1408, depth=40, num_heads=16),
+}
+
 # timm model names of the SimpleBaseline backbones (paper Table 2); features at 1/32, 2048 channels.
 RESNET_ARCHS: dict[str, str] = {"resnet50": "resnet50", "resnet152": "resnet152",
                                  # small stand-ins for the smoke scale (512 channels at 1/32)
                                  "resnet10t": "resnet10t", "resnet18": "resnet18"}
 
 CUSTOM_VIT = "vit"  # a ViT whose embed_dim / depth / num_heads are all given (tiny smoke models)
+CUSTOM_VITAE = "vitae"  # the same for a ViTAE (the smoke stand-in of ViTPose-G)
 
-ARCHS = (*VIT_PRESETS, *RESNET_ARCHS, CUSTOM_VIT)
+ARCHS = (*VIT_PRESETS, *VITAE_PRESETS, *RESNET_ARCHS, CUSTOM_VIT, CUSTOM_VITAE)
