@@ -239,15 +239,19 @@ class TopDownDataset(Dataset):
     def __len__(self) -> int:
         return len(self.instances)
 
-    def _read_image(self, inst: Instance) -> np.ndarray:
-        """RGB uint8 (H_img, W_img, 3); DataError naming the file and the item if unreadable."""
+    def _read_image_bgr(self, inst: Instance) -> np.ndarray:
+        """BGR uint8 (H_img, W_img, 3), as decoded; DataError naming the file and the item if unreadable."""
         path = self.img_dir / inst.file_name
         # Not cv2.imread: it returns a grey-filled image for a truncated JPEG instead of failing.
         image = read_image_bgr(path, inst.describe())
         if inst.width is not None and image.shape[:2] != (inst.height, inst.width):
             raise DataError(f"{path}: image is {image.shape[1]}×{image.shape[0]} px but the annotation "
                             f"file says {inst.width}×{inst.height} ({inst.describe()})")
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        return image
+
+    def _read_image(self, inst: Instance) -> np.ndarray:
+        """RGB uint8 (H_img, W_img, 3); DataError naming the file and the item if unreadable."""
+        return cv2.cvtColor(self._read_image_bgr(inst), cv2.COLOR_BGR2RGB)
 
     def __getitem__(self, key: int | SampleKey) -> dict[str, torch.Tensor]:
         """One crop. ``key`` is an index or a :class:`SampleKey`; an int means epoch 0, seed 0."""
@@ -269,7 +273,9 @@ class TopDownDataset(Dataset):
         if index < 0:
             index += len(self)
         inst = self.instances[index]
-        image = self._read_image(inst)
+        # Kept in BGR until cropped: flip and warp treat the channels alike, so converting the small
+        # crop instead of the whole image gives the same pixels for a fraction of the work.
+        image = self._read_image_bgr(inst)
         k = self.meta.num_keypoints
         if inst.keypoints is not None:
             keypoints = inst.keypoints[:, :2].copy()
@@ -286,7 +292,7 @@ class TopDownDataset(Dataset):
         scale = fix_aspect_ratio(scale, self.input_size[1] / self.input_size[0])
 
         matrix = udp_warp_matrix(center, scale, rotation, self.input_size)
-        crop = warp_image(image, matrix, self.input_size)
+        crop = cv2.cvtColor(warp_image(image, matrix, self.input_size), cv2.COLOR_BGR2RGB)
         target, weight = udp_encode(transform_points(keypoints, matrix), visible,
                                     self.input_size, self.heatmap_size, self.sigma)
         out = {

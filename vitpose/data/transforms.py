@@ -11,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
+import cv2
 import numpy as np
 import torch
+from scipy import special
 from scipy.stats import truncnorm
 
 from vitpose.data.keypoints import KeypointMeta
@@ -84,8 +86,44 @@ def fix_aspect_ratio(scale: np.ndarray, aspect_ratio: float) -> np.ndarray:
 
 
 def truncated_normal(rng: np.random.Generator, size: int) -> np.ndarray:
-    """(size,) draws of N(0, 1) truncated to [-1, 1]."""
-    return truncnorm.rvs(-1.0, 1.0, size=size, random_state=rng)
+    """(size,) draws of N(0, 1) truncated to [-1, 1]: ``scipy.stats.truncnorm.rvs(-1, 1, size,
+    random_state=rng)``, the same numbers from the same uniform draws, without scipy's per-call
+    overhead (≈ 1-2 ms, a quarter of a training sample's CPU time)."""
+    if not _fast_truncnorm_agrees():
+        return truncnorm.rvs(-1.0, 1.0, size=size, random_state=rng)
+    return _truncnorm_ppf(rng.uniform(size=size))
+
+
+# scipy's truncnorm draws by inversion, ppf(u) with u = random_state.uniform(size); for a < 0 its ppf
+# is ndtri_exp(logsumexp([log_ndtr(a), log(u) + log_mass(a, b)])). The constants of a = -1, b = 1:
+_LOG_CDF_A = float(special.log_ndtr(-1.0))
+_LOG_MASS = float(special.log1p(-special.ndtr(-1.0) - special.ndtr(-1.0)))   # central interval
+
+
+def _truncnorm_ppf(u: np.ndarray) -> np.ndarray:
+    """scipy's truncnorm ppf at ``u`` for a = -1, b = 1, operation for operation (logsumexp of two
+    terms: max + log1p(exp(min - max)), or max + log 2 for a tie)."""
+    with np.errstate(divide="ignore"):  # u = 0 (probability 2^-53) gives log 0 = -inf, as in scipy
+        log_q = np.log(u) + _LOG_MASS
+    high, low = np.maximum(_LOG_CDF_A, log_q), np.minimum(_LOG_CDF_A, log_q)
+    with np.errstate(invalid="ignore"):
+        log_sum = np.where(log_q == _LOG_CDF_A, np.log(2.0) + high, np.log1p(np.exp(low - high)) + high)
+    return special.ndtri_exp(log_sum)
+
+
+_FAST_TRUNCNORM: bool | None = None
+
+
+def _fast_truncnorm_agrees() -> bool:
+    """Whether :func:`_truncnorm_ppf` reproduces this scipy's truncnorm exactly (checked once, on draws
+    from a private generator); if a scipy release changes its algorithm, scipy itself is used."""
+    global _FAST_TRUNCNORM
+    if _FAST_TRUNCNORM is None:
+        probe = np.random.default_rng(20240607)
+        want = truncnorm.rvs(-1.0, 1.0, size=256, random_state=probe)
+        got = _truncnorm_ppf(np.random.default_rng(20240607).uniform(size=256))
+        _FAST_TRUNCNORM = bool(np.array_equal(want, got))
+    return _FAST_TRUNCNORM
 
 
 def flip_horizontal(image: np.ndarray, keypoints: np.ndarray, visible: np.ndarray,
@@ -101,7 +139,9 @@ def flip_horizontal(image: np.ndarray, keypoints: np.ndarray, visible: np.ndarra
     kpts = keypoints.copy()
     kpts[:, 0] = last_x - kpts[:, 0]
     center = np.array([last_x - center[0], center[1]], dtype=np.float32)
-    return np.ascontiguousarray(image[:, ::-1]), kpts[idx], visible[idx].copy(), center
+    # cv2.flip: the same pixels as image[:, ::-1], several times faster than numpy's reversed copy.
+    flipped = cv2.flip(image, 1).reshape(image.shape) if image.ndim == 3 else np.ascontiguousarray(image[:, ::-1])
+    return flipped, kpts[idx], visible[idx].copy(), center
 
 
 def half_body_box(keypoints: np.ndarray, visible: np.ndarray, meta: KeypointMeta,
@@ -170,7 +210,26 @@ def augment(image: np.ndarray, keypoints: np.ndarray, visible: np.ndarray, cente
     return Augmented(image, keypoints, visible, center, scale, rotation, flipped)
 
 
+def _normalize_lut() -> np.ndarray:
+    """(3, 256) float32: the normalised value of every uint8 level per channel, computed with the
+    very float32 operations :func:`normalize_image` applies per pixel."""
+    levels = np.arange(256, dtype=np.float32)[None, :]
+    return (levels / 255.0 - IMAGENET_MEAN[:, None]) / IMAGENET_STD[:, None]
+
+
+_NORMALIZE_LUT = _normalize_lut()
+
+
 def normalize_image(crop: np.ndarray) -> torch.Tensor:
-    """uint8 RGB crop (H, W, 3) → float32 (3, H, W) normalised with the ImageNet mean / std."""
+    """uint8 RGB crop (H, W, 3) → float32 (3, H, W) ``(crop / 255 - mean) / std`` (ImageNet).
+
+    uint8 crops go through a per-channel lookup table (the same float32 values; OpenCV's LUT on each
+    channel plane, written straight into the channel-first layout); other dtypes are computed directly.
+    """
+    if crop.dtype == np.uint8 and crop.ndim == 3 and crop.shape[2] == 3:
+        out = np.empty((3, *crop.shape[:2]), dtype=np.float32)
+        for c, plane in enumerate(cv2.split(crop)):
+            out[c] = cv2.LUT(plane, _NORMALIZE_LUT[c][None])
+        return torch.from_numpy(out)
     x = (crop.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
     return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))

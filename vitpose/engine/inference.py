@@ -91,7 +91,8 @@ def predict_keypoints(
             heatmaps = flip_average(model, images, dataset.meta.flip_indices)    # (B, K, h, w)
         else:
             heatmaps = model(images)
-        xy, s = udp_decode(heatmaps.float().cpu().numpy())                       # (B, K, 2), (B, K)
+        # Decoded where the model ran (GPU: only coordinates and scores cross to the host).
+        xy, s = udp_decode(heatmaps.float())                                     # (B, K, 2), (B, K)
         coords.append(heatmap_to_image(xy, batch["center"].numpy(), batch["scale"].numpy(),
                                        dataset.heatmap_size))
         scores.append(s)

@@ -1,11 +1,9 @@
 """Top-down post-processing: rescoring and per-image OKS-NMS into COCO results (REFERENCE §4)."""
 from __future__ import annotations
 
-from collections import defaultdict
-
 import numpy as np
 
-from vitpose.evaluation.nms import oks_nms
+from vitpose.evaluation.nms import oks_nms_arrays
 from vitpose.evaluation.rescoring import rescore
 
 
@@ -58,30 +56,33 @@ def topdown_results(
         if tuple(got) != want:
             raise ValueError(f"topdown_results: {name} has shape {tuple(got)}, expected {want}")
 
+    if n == 0:
+        return []
     instance_scores = rescore(scores, box_scores, threshold=score_threshold)   # (N,)
     areas = scales[:, 0] * scales[:, 1]
     flat = np.concatenate([keypoints_img, scores[..., None]], axis=-1)        # (N, K, 3)
 
-    by_image: dict[int, list[int]] = defaultdict(list)
-    for i, image_id in enumerate(image_ids.tolist()):
-        by_image[int(image_id)].append(i)
+    # Boxes grouped by image id (increasing), in input order within an image.
+    by_image = np.argsort(image_ids, kind="stable")
+    starts = np.flatnonzero(np.r_[True, image_ids[by_image][1:] != image_ids[by_image][:-1]])
+    ends = np.r_[starts[1:], n]
 
     results: list[dict] = []
-    for image_id in sorted(by_image):
-        members = by_image[image_id]
-        instances = [
-            {"keypoints": flat[i], "score": instance_scores[i], "area": areas[i]} for i in members
-        ]
+    for start, end in zip(starts.tolist(), ends.tolist()):
+        members = by_image[start:end]
         if nms_threshold is None:
-            kept = sorted(range(len(members)), key=lambda j: -instance_scores[members[j]])
+            kept = np.argsort(-instance_scores[members], kind="stable")
         else:
-            kept = oks_nms(instances, threshold=nms_threshold, sigmas=sigmas)
-        for j in kept:
-            i = members[j]
+            kept = oks_nms_arrays(flat[members], instance_scores[members], areas[members],
+                                  threshold=nms_threshold, sigmas=sigmas)
+        image_id = int(image_ids[members[0]])
+        chosen = members[kept]
+        for values, score in zip(flat[chosen].reshape(len(chosen), -1).tolist(),
+                                 instance_scores[chosen].tolist()):
             results.append({
                 "image_id": image_id,
                 "category_id": category_id,
-                "keypoints": [float(v) for v in flat[i].reshape(-1)],
-                "score": float(instance_scores[i]),
+                "keypoints": values,
+                "score": score,
             })
     return results

@@ -105,13 +105,18 @@ def benchmark(
     progress: bool = True,
     precision: str | None = None,
     teacher: ModelConfig | dict | None = None,
+    activation_checkpointing: bool = False,
+    compile: bool = False,
 ) -> dict:
     """Images/s over `iters` timed steps after `warmup` untimed ones, and peak memory; one record.
 
     Always measures inference (forward in inference mode). train True also measures a training
     step: forward, MSE against random target heatmaps, backward, AdamW over the trainable parameters
     (frozen parts save gradient and optimizer memory). Each phase builds its own model.
-    precision: "bf16" (autocast) or "fp32"; default bf16 on GPU, fp32 on CPU.
+    precision: "bf16" or "fp16" (autocast; fp16 with gradient scaling) or "fp32"; default bf16 on GPU,
+    fp32 on CPU. The training step's AdamW is the fused one on CUDA (as in training, engine/optim.py).
+    activation_checkpointing: the training step recomputes block activations in the backward pass
+    (`train.activation_checkpointing`). compile: time `torch.compile(model)` (both phases).
 
     teacher: a heatmap-distillation teacher (Table 8): the training step also runs its forward pass
     (eval mode, no gradient) on the same images and adds the MSE to its heatmaps, so the memory column
@@ -129,14 +134,16 @@ def benchmark(
         raise ValueError(f"benchmark: expected batch >= 1, iters >= 1, warmup >= 0; got {batch}, {iters}, {warmup}")
     device = _resolve_device(device)
     precision = precision or ("bf16" if device.type == "cuda" else "fp32")
-    if precision not in ("bf16", "fp32"):
-        raise ValueError(f"precision: expected 'bf16' or 'fp32', got {precision!r}")
+    if precision not in ("bf16", "fp16", "fp32"):
+        raise ValueError(f"precision: expected 'bf16', 'fp16' or 'fp32', got {precision!r}")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 
-    phases = {"inference": _run_phase(cfg, batch, iters, warmup, device, precision, False, progress)}
-    phases["train"] = (_run_phase(cfg, batch, iters, warmup, device, precision, True, progress, teacher)
-                       if train else None)
+    options = {"activation_checkpointing": activation_checkpointing, "compile": compile}
+    phases = {"inference": _run_phase(cfg, batch, iters, warmup, device, precision, False, progress,
+                                      compile=compile)}
+    phases["train"] = (_run_phase(cfg, batch, iters, warmup, device, precision, True, progress, teacher,
+                                  **options) if train else None)
     name = _device_name(device)
     return {
         "model": cfg.arch,
@@ -155,6 +162,8 @@ def benchmark(
                        "precision": precision},
         "train_memory_MB": phases["train"]["peak_memory_MB"] if train else None,
         "teacher": None if teacher is None else teacher.to_dict(),
+        "activation_checkpointing": activation_checkpointing,
+        "compile": compile,
         "torch": torch.__version__,
         "config": cfg.to_dict(),
     }
@@ -163,20 +172,26 @@ def benchmark(
 def _run_phase(
     cfg: ModelConfig, batch: int, iters: int, warmup: int, device: torch.device, precision: str,
     train: bool, progress: bool, teacher: ModelConfig | None = None,
+    activation_checkpointing: bool = False, compile: bool = False,
 ) -> dict:
     """Build a fresh model, warm up, time `iters` steps -> images_per_s, seconds_per_iter, peak memory."""
     memory = _PeakMemory(device)
     memory.start()
     model = build_model(cfg).to(device)
+    if activation_checkpointing:
+        model.backbone.set_grad_checkpointing(True)
     frozen = None
     if train and teacher is not None:
         frozen = build_model(teacher).to(device).eval().requires_grad_(False)
     images = torch.randn(batch, 3, *cfg.input_size, device=device)
-    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    low = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    autocast = torch.autocast(device_type=device.type, dtype=low or torch.bfloat16, enabled=low is not None)
+    net = torch.compile(model) if compile else model
     if train:
-        step = _train_step(model, images, (cfg.num_keypoints, *cfg.heatmap_size), autocast, frozen)
+        step = _train_step(model, images, (cfg.num_keypoints, *cfg.heatmap_size), autocast, frozen,
+                           scaled=precision == "fp16", net=net)
     else:
-        step = _inference_step(model, images, autocast)
+        step = _inference_step(net, images, autocast)
 
     def sync() -> None:
         if device.type == "cuda":
@@ -212,25 +227,30 @@ def _inference_step(model: torch.nn.Module, images: torch.Tensor, autocast) -> C
 
 def _train_step(
     model: torch.nn.Module, images: torch.Tensor, heatmap_shape: tuple[int, int, int], autocast,
-    teacher: torch.nn.Module | None = None,
+    teacher: torch.nn.Module | None = None, scaled: bool = False, net: torch.nn.Module | None = None,
 ) -> Callable[[], None]:
     """One training step on random targets (B, K, h, w): forward, MSE, backward, AdamW (with a
-    teacher: its no-grad forward and the MSE to its heatmaps as well)."""
+    teacher: its no-grad forward and the MSE to its heatmaps as well). `scaled`: fp16 gradient
+    scaling; `net`: what the forward calls (a compiled `model`)."""
     model.train()
+    net = model if net is None else net
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=1e-5)  # the value is irrelevant to speed and memory
+    # The value of lr is irrelevant to speed and memory; fused on CUDA as in training (engine/optim.py).
+    optimizer = torch.optim.AdamW(params, lr=1e-5, fused=images.is_cuda or None)
+    scaler = torch.amp.GradScaler(images.device.type, enabled=scaled)
     target = torch.rand(images.shape[0], *heatmap_shape, device=images.device)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
         with autocast:
-            heatmaps = model(images)
+            heatmaps = net(images)
         loss = F.mse_loss(heatmaps.float(), target)
         if teacher is not None:
             with torch.no_grad(), autocast:
                 soft = teacher(images)
             loss = loss + F.mse_loss(heatmaps.float(), soft.float())
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
 
     return step

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vitpose.models import cpu_bf16
+
 
 def upsample_factor(feature_stride: int) -> int:
     """Upsampling from features at 1/feature_stride to heatmaps at 1/4."""
@@ -34,13 +36,14 @@ class ClassicDecoder(nn.Module):
         layers: list[nn.Module] = []
         for i in range(num_blocks):
             layers += [
-                nn.ConvTranspose2d(in_channels if i == 0 else channels, channels, kernel_size=4, stride=2,
-                                   padding=1, output_padding=0, bias=False),
+                cpu_bf16.ConvTranspose2d(in_channels if i == 0 else channels, channels, kernel_size=4,
+                                         stride=2, padding=1, output_padding=0, bias=False),
                 nn.BatchNorm2d(channels),
                 nn.ReLU(inplace=True),
             ]
         self.deconv_layers = nn.Sequential(*layers)
-        self.final_layer = nn.Conv2d(channels if num_blocks else in_channels, num_keypoints, kernel_size=1)
+        self.final_layer = cpu_bf16.Conv2d(channels if num_blocks else in_channels, num_keypoints,
+                                           kernel_size=1)
         _init_head(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -58,7 +61,7 @@ class SimpleDecoder(nn.Module):
     def __init__(self, in_channels: int, num_keypoints: int, feature_stride: int = 16) -> None:
         super().__init__()
         self.scale_factor = upsample_factor(feature_stride)
-        self.final_layer = nn.Conv2d(in_channels, num_keypoints, kernel_size=3, padding=1)
+        self.final_layer = cpu_bf16.Conv2d(in_channels, num_keypoints, kernel_size=3, padding=1)
         _init_head(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

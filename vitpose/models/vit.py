@@ -6,11 +6,13 @@ embedding whose class-token slot is folded into every patch token, LayerNorm eps
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from timm.layers import DropPath, Mlp, trunc_normal_
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from vitpose.models.attention import Attention
 
@@ -129,8 +131,12 @@ class ViTPoseBackbone(nn.Module):
         shift: bool = False,
         pool: bool = False,
         freeze: str | None = None,
+        block: Callable[..., Block] | None = None,
     ) -> None:
+        """block: builds block i as `block(dim, num_heads, mlp_ratio, drop_path, window_size, shift, pool)`
+        (default `Block`; ViTAE's blocks add a convolution branch, models/vitae.py)."""
         super().__init__()
+        block = block or Block
         self.embed_dim = embed_dim
         self.patch_embed = PatchEmbed(img_size, embed_dim, ratio=ratio)
         self.grid_size = self.patch_embed.grid_size
@@ -140,7 +146,7 @@ class ViTPoseBackbone(nn.Module):
         rates = torch.linspace(0, drop_path_rate, depth, device="cpu").tolist()
         plan = block_attention_plan(depth, attention, window_size, shift, pool)
         self.blocks = nn.ModuleList(
-            Block(embed_dim, num_heads, mlp_ratio, rates[i], plan[i].window_size, plan[i].shift, plan[i].pool)
+            block(embed_dim, num_heads, mlp_ratio, rates[i], plan[i].window_size, plan[i].shift, plan[i].pool)
             for i in range(depth)
         )
         self.last_norm = nn.LayerNorm(embed_dim, eps=LN_EPS)
@@ -148,6 +154,13 @@ class ViTPoseBackbone(nn.Module):
         self.frozen: list[nn.Module] = []
         if freeze is not None:
             self.freeze(freeze)
+        self.grad_checkpointing = False
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Activation checkpointing (timm's name for it): in training, each block's activations are
+        recomputed in the backward pass instead of kept. Same results (the drop-path RNG state is
+        replayed), most activation memory saved, about one more forward pass of compute."""
+        self.grad_checkpointing = bool(enable)
 
     def _init_weights(self) -> None:
         # Released init: trunc-normal(0.02) for Linear weights and pos_embed, zero biases, LayerNorm
@@ -206,7 +219,10 @@ class ViTPoseBackbone(nn.Module):
             extra = prefix.shape[1]
             x = torch.cat([prefix.to(x.dtype).expand(x.shape[0], -1, -1), x], dim=1)
         for block in self.blocks:
-            x = block(x, self.grid_size)
+            if self.grad_checkpointing and torch.is_grad_enabled():
+                x = checkpoint(block, x, self.grid_size, use_reentrant=False)
+            else:
+                x = block(x, self.grid_size)
         return self.last_norm(x[:, extra:])
 
     def forward(self, x: torch.Tensor, prefix: torch.Tensor | None = None) -> torch.Tensor:

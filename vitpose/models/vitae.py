@@ -15,13 +15,14 @@ vitpose/models/README.md for the ones chosen (1408 wide, 40 deep, 16 heads, grou
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vitpose.models.vit import Block, ViTPoseBackbone, block_attention_plan
+from vitpose.models.vit import Block, ViTPoseBackbone
 
 PCM_GROUPS = 64  # the public plain-ViTAE code's default group count
 
@@ -105,19 +106,9 @@ class ViTAEBackbone(ViTPoseBackbone):
         freeze: str | None = None,
         groups: int | None = None,
     ) -> None:
-        # The parent builds everything but the blocks (depth 0), so that no ViT block is allocated
-        # only to be replaced; the blocks follow its drop-path schedule and attention plan.
-        super().__init__(img_size=img_size, embed_dim=embed_dim, depth=0, num_heads=num_heads, ratio=ratio,
-                         mlp_ratio=mlp_ratio, attention=attention, window_size=window_size, shift=shift,
-                         pool=pool)
         groups = pcm_groups(embed_dim) if groups is None else groups
-        rates = torch.linspace(0, drop_path_rate, depth, device="cpu").tolist()
-        plan = block_attention_plan(depth, attention, window_size, shift, pool)
-        self.blocks = nn.ModuleList(
-            ViTAEBlock(embed_dim, num_heads, mlp_ratio, rates[i], plan[i].window_size, plan[i].shift,
-                       plan[i].pool, groups)
-            for i in range(depth)
-        )
-        self._init_weights()  # the released ViT init for the new blocks' Linear and LayerNorm layers
-        if freeze is not None:
-            self.freeze(freeze)
+        super().__init__(img_size=img_size, embed_dim=embed_dim, depth=depth, num_heads=num_heads, ratio=ratio,
+                         mlp_ratio=mlp_ratio, drop_path_rate=drop_path_rate, attention=attention,
+                         window_size=window_size, shift=shift, pool=pool, freeze=freeze,
+                         block=functools.partial(ViTAEBlock, groups=groups))
+
