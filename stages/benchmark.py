@@ -14,9 +14,6 @@ import argparse
 import json
 import sys
 
-import torch
-
-from vitpose.models.benchmark import benchmark
 from stages._cli import add_config_args, launch, load_run_config, run_main
 from vitpose.models.cli import add_model_args, config_from_args
 from vitpose.utils.errors import UserError
@@ -51,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         return run_benchmark(args)
     if args.warmup < 0:
         raise UserError(f"--warmup: expected an integer >= 0, got {args.warmup}")
+    import torch
+
+    from vitpose.models.benchmark import benchmark
+
     if args.device:
         try:
             torch.device(args.device)
@@ -78,7 +79,11 @@ def run_benchmark(args: argparse.Namespace) -> int:
     # A heatmap-distillation student's training step runs its teacher's forward too (Table 8 memory).
     teacher = cfg.distill.teacher_model if cfg.distill is not None and cfg.distill.heatmap else None
     kwargs = dict(cfg=cfg.model, batch=settings.get("batch", args.batch), iters=settings.get("iters", args.iters),
-                  train=True, warmup=settings.get("warmup", args.warmup), progress=False, teacher=teacher)
+                  train=True, warmup=settings.get("warmup", args.warmup), progress=False, teacher=teacher,
+                  activation_checkpointing=cfg.train.activation_checkpointing)
+    # Imported here: the launching process (local or SLURM) does not pay for torch; the job does.
+    from vitpose.models.benchmark import benchmark
+
     record = launch(benchmark, kwargs, cfg, "benchmark", args)
     record["run"] = cfg.run
     if args.out:

@@ -3,6 +3,11 @@
 (`--run RUN` reads the same file; `--checkpoint`, `--out-dir`, `--benchmark` override the config's paths).
 The inference runs as a launcher job (`--launcher local|slurm`); metrics.json is written here.
 
+`--released`: the checkpoint is one of the authors' released files (a released run, params.yaml
+`released`): the model is built from the file itself (vitpose.models.architecture; a multi-task file's
+other decoders are left out, its COCO decoder scored) and must be the run's architecture; its notes
+name the file and its SHA-256.
+
 Writes `results_keypoints.json` (COCO results) and `metrics.json` (schema `vitpose-metrics/1`, see
 docs/DEVELOPING.md) into `--out-dir`, each atomically; on any error neither is left behind.
 """
@@ -34,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--benchmark", type=Path, default=None,
                         help="benchmark JSON with train_memory_MB and throughput (default: the config's "
                              "results/<scale>/<run>/benchmark.json when it exists)")
+    parser.add_argument("--released", action="store_true",
+                        help="the checkpoint is an authors' released file: build its model from the file (a "
+                             "multi-task file's COCO decoder) and check it is the run's architecture")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--in-process", action="store_true", help="evaluate in this process, not as a job")
     from vitpose.launch import add_launch_args
@@ -112,6 +120,50 @@ def run_notes(cfg) -> list[str]:
         # REFERENCE §6: CrowdPose's train images are drawn from COCO, MPII and AIC, val images included.
         notes.append("trained on CrowdPose, whose train images overlap other datasets' val images "
                      "(COCO val included): its COCO val score may be optimistic")
+    spec = cfg.spec or {}
+    if (cfg.model.is_vit and spec.get("pretrain") not in (None, "none") and cfg.pretrained is None
+            and "pretrain" not in cfg.upstream):
+        notes.append(f"initialised at random at scale {cfg.scale!r} (params.yaml imagenet_init: none), "
+                     f"not from {spec['pretrain']} pre-training")
+    return notes
+
+
+# What a released file must agree on with the run's model section (the rest, e.g. the drop-path rate,
+# does not change an evaluation).
+ARCHITECTURE_KEYS = ("arch", "decoder", "input_size", "ratio", "num_keypoints", "embed_dim", "depth", "num_heads",
+                     "decoder_channels", "knowledge_token")
+
+
+def evaluate_released(cfg, checkpoint: Path, out_dir: Path, progress: bool = True) -> dict:
+    """`evaluate` of an authors' released file (the launched job of `--released`): the model the file
+    holds (`load_pose_model`: its COCO decoder where it has several), refused unless it is the run's
+    architecture. Returns the metrics and the decoders left out (`ignored`)."""
+    from vitpose.engine.inference import evaluate
+    from vitpose.models.architecture import EXTRA_HEADS_PREFIX, load_pose_model
+
+    model, found, report = load_pose_model(checkpoint)
+    ours, theirs = cfg.model.to_dict(), found.to_dict()
+    for key in ARCHITECTURE_KEYS:
+        if ours.get(key) != theirs.get(key):
+            raise CheckpointError(f"{checkpoint}: holds a model of {key} {theirs.get(key)!r}, but run {cfg.run} "
+                                  f"evaluates {key} {ours.get(key)!r} (params.yaml `released` says what the file "
+                                  f"holds); is it the right file?")
+    stats = evaluate(cfg, None, out_dir, progress=progress, model=model)
+    heads = sorted({".".join(k.split(".")[:2]) for k in report.ignored if k.startswith(EXTRA_HEADS_PREFIX)})
+    return {**stats, "ignored": heads}
+
+
+def released_notes(checkpoint: Path, ignored: list[str]) -> list[str]:
+    """What the table notes say of a released checkpoint's numbers: which file, evaluated here."""
+    from vitpose.config import REPO_ROOT
+    from vitpose.download.checksums import hash_file
+
+    shown = checkpoint.relative_to(REPO_ROOT) if checkpoint.is_relative_to(REPO_ROOT) else checkpoint
+    notes = [f"the authors' released checkpoint {shown} (sha256 {hash_file(checkpoint).digests().sha256[:12]}), "
+             f"evaluated here with the paper's protocol"]
+    if ignored:
+        notes.append(f"a multi-task file: its COCO decoder scored, its other decoders ({', '.join(ignored)}) "
+                     f"left out")
     return notes
 
 
@@ -152,8 +204,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = [out_dir / dataset_results_file(cfg, d) for d in range(len(cfg.datasets))]
     with remove_outputs_on_error([*results, out_dir / METRICS_FILE]):
         kwargs = dict(cfg=cfg, checkpoint=args.checkpoint, out_dir=out_dir, progress=not args.no_progress)
-        stats = evaluate(**kwargs) if args.in_process else launch(evaluate, kwargs, cfg, "evaluate", args)
+        job = evaluate_released if args.released else evaluate
+        stats = job(**kwargs) if args.in_process else launch(job, kwargs, cfg, "evaluate", args)
         stats = dict(stats)
+        notes = released_notes(args.checkpoint, stats.pop("ignored")) if args.released else run_notes(cfg)
         per_dataset = stats.pop("per_dataset", None)  # multi-dataset runs: every dataset, its own decoder
         costs = model_costs(cfg.model)
         train_time = checkpoint_train_time(args.checkpoint)
@@ -173,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "boxes": "gt" if cfg.data.use_gt_boxes_for_eval else "detected",
             "metrics": defined(stats),
             **({"per_dataset": {name: defined(m) for name, m in per_dataset.items()}} if per_dataset else {}),
-            **({"notes": run_notes(cfg)} if run_notes(cfg) else {}),
+            **({"notes": notes} if notes else {}),
             **({"pretraining": pretraining} if pretraining else {}),
             **costs,
             **bench,

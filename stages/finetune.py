@@ -39,11 +39,12 @@ def build_parser(prog: str = "python -m stages.finetune", description: str = __d
     return parser
 
 
-# The training stages: what each writes (a RUN_FILES key) and what kind of run it trains, in words.
+# The training stages: what each writes (RUN_FILES keys of its weights and of its training curve) and
+# what kind of run it trains, in words.
 STAGES = {
-    "finetune": ("checkpoint", "a finetuning"),
-    "pretrain": ("mae", "an MAE pre-training"),
-    "token": ("token", "a knowledge-token training"),
+    "finetune": ("checkpoint", "curve", "a finetuning"),
+    "pretrain": ("mae", "mae_curve", "an MAE pre-training"),
+    "token": ("token", "token_curve", "a knowledge-token training"),
 }
 
 
@@ -65,28 +66,35 @@ def main(argv: Sequence[str] | None = None, stage: str = "finetune",
     cfg = load_run_config(args)
     own = run_stage(cfg)
     if own != stage:
-        raise UserError(f"{args.config or args.run}: run {cfg.run} is {STAGES[own][1]} run; "
+        raise UserError(f"{args.config or args.run}: run {cfg.run} is {STAGES[own][2]} run; "
                         f"train it with `python -m stages.{own}`")
     work_dir = args.work_dir or cfg.paths.resolve("work_dir")
     out = args.out or cfg.paths.resolve(STAGES[stage][0])
+    # The curve goes beside the weights (a declared output of the job, like them).
+    curve = out.parent / Path(cfg.paths.file(STAGES[stage][1])).name
 
     if not args.in_process:  # bad launch options fail before the (seconds-long) import of the engine
         from vitpose.launch import launch_config_from_args
 
         launch_config_from_args(args, stage)
     from vitpose.engine.distributed import cleanup, is_main_process
-    from vitpose.engine.trainer import train
+    from vitpose.engine.trainer import LOG_FILE, train
+    from vitpose.engine.trainlog import write_curve
 
     kwargs = dict(cfg=cfg, work_dir=work_dir, out_checkpoint=out, resume=not args.no_resume,
                   progress=not args.no_progress)
     if not args.in_process:
-        with remove_outputs_on_error([out]):
+        with remove_outputs_on_error([out, curve]):
             summary = launch(train, kwargs, cfg, stage, args)
+            if not summary["interrupted"]:
+                write_curve(Path(work_dir) / LOG_FILE, curve)
         print(json.dumps(summary, indent=2))
         return 0
     try:
-        with remove_outputs_on_error([out]):
+        with remove_outputs_on_error([out, curve]):
             summary = train(**kwargs)
+            if is_main_process() and not summary["interrupted"]:
+                write_curve(Path(work_dir) / LOG_FILE, curve)
         if is_main_process():
             print(json.dumps(summary, indent=2))
     finally:

@@ -24,10 +24,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from stages._cli import add_config_args, launch, load_run_config, remove_outputs_on_error, run_main
+from vitpose.config import RUN_FILES
 from vitpose.utils.errors import CheckpointError, ConfigError
 
-VAL_METRICS_FILE = "val_metrics.json"
-MANIFEST_FILE = "testdev_submission.json"
+VAL_METRICS_FILE = RUN_FILES["val_metrics"]
+MANIFEST_FILE = RUN_FILES["testdev_record"]
 MANIFEST_SCHEMA = "vitpose-testdev-submission/1"
 _MEMBER_ROLE = re.compile(r"member(\d+)")
 
@@ -119,8 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                       det_file=resolve_path(args.det_file), images=images, out_dir=out_dir, name=args.name,
                       progress=not args.no_progress)
         out = submit_testdev(**kwargs) if args.in_process else launch(submit_testdev, kwargs, cfg, "testdev", args)
-        n = len(checkpoints)
-        notes = [f"ensemble of {n} models (heatmaps averaged after the flip test)" if n > 1 else "single model",
+        n, size = len(checkpoints), "x".join(map(str, cfg.model.heatmap_size))
+        notes = [f"ensemble of {n} models (flip-tested heatmaps, each member at its own input size, resampled "
+                 f"to the largest member's {size} grid and averaged)" if n > 1 else "single model",
                  "val of the model(s) submitted to the COCO test-dev server (Table 10)"]
         val = metrics_document(cfg, out["val"], "val", out["members"], notes)
         validate_metrics(json.loads(json.dumps(val)), str(out_dir / VAL_METRICS_FILE))

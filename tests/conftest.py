@@ -13,6 +13,26 @@ REPO = Path(__file__).resolve().parent.parent
 SLURM_SCRIPT = REPO / "scripts" / "slurm_cluster.sh"
 
 
+
+def ensure_tool(tool: str, packages: list[str]) -> str:
+    """The path of `tool`, installed with apt-get from Debian's `packages` when missing (the tests run as
+    root); skips where neither the tool nor apt-get exists."""
+    found = shutil.which(tool)
+    if found:
+        return found
+    if shutil.which("apt-get") is None:
+        pytest.skip(f"{tool} is missing and apt-get is unavailable to install {' '.join(packages)}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    install = ["apt-get", "install", "-y", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=600", *packages]
+    done = subprocess.run(install, env=env, capture_output=True, text=True)
+    if done.returncode != 0:  # stale or absent package lists: refresh once and retry
+        subprocess.run(["apt-get", "update"], env=env, capture_output=True, text=True)
+        done = subprocess.run(install, env=env, capture_output=True, text=True)
+    found = shutil.which(tool)
+    assert found, f"apt-get could not install {packages}: {done.stderr[-2000:]}"
+    return found
+
+
 def copy_project(dest: Path) -> Path:
     """The repository's committed and working-tree files (no data, results, tables or venv) as a new git repo."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,

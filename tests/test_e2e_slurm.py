@@ -3,7 +3,7 @@
 - one run's finetune + evaluate on SLURM writes the same metrics as the local launcher (same seed);
 - the MAE pre-training job, requeued mid-epoch on SLURM (`scontrol requeue`: SIGTERM, state saved,
   the job requeued and resumed), ends with the weights of an uninterrupted run;
-- `snakemake <a Table 5 run> --profile workflow/profiles/slurm` completes on the cluster, its MAE
+- `snakemake <a Table 3 run> --profile workflow/profiles/slurm` completes on the cluster, its MAE
   pre-training upstream included.
 """
 from __future__ import annotations
@@ -41,7 +41,17 @@ def ok(cmd: list[str], cwd: Path, timeout: int = 1800) -> str:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, slurm_cluster) -> Path:
+    """A copy of the project whose smoke schedules are one epoch (two of MAE): these tests are about the
+    launcher, not learning (the learning floor is tests/test_e2e_dag.py's)."""
+    import yaml
+
     dest = copy_project(tmp_path_factory.mktemp("slurm_project"))
+    params = yaml.safe_load((dest / "params.yaml").read_text())
+    smoke = params["scales"]["smoke"]
+    smoke["train"]["epochs"] = 1
+    smoke["pretraining"]["epochs"] = 2
+    smoke["eval"]["every_epochs"] = None
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     reg = Registry(load_params(dest / "params.yaml"), "smoke", dest / "params.yaml")
     ok([PY, *reg.download_command("coco").split()], dest)
     return dest
@@ -146,15 +156,15 @@ def test_requeued_pretraining_job_ends_with_the_weights_of_an_uninterrupted_run(
 
 
 def test_snakemake_with_the_slurm_profile(project):
-    """Snakemake's SLURM profile: every launcher job of a run goes through SLURM. One run (not all of
-    Table 5: the same rules, seven times) keeps CI short; its table is written from its metrics."""
-    run = "vitpose-b-classic-256x192-r2-window8x8"
+    """Snakemake's SLURM profile: every launcher job of a run goes through SLURM. One run (not a whole
+    table: the same rules, several times) keeps CI short: Table 3's COCO-crop row, MAE upstream included."""
+    run = "vitpose-b-classic-256x192-pt-coco-crop"
     out = ok([str(BIN / "snakemake"), f"results/smoke/{run}/metrics.json", "--profile",
               "workflow/profiles/slurm"], project, timeout=3000)
     assert out.count("--launcher slurm") >= 4  # pretrain (its MAE upstream), finetune, benchmark, evaluate
     assert "stages.pretrain" in out
     m = load_metrics(project / "results/smoke" / run / "metrics.json")
-    assert m["run"] == run and m["config"]["model"]["attention"] == "window"
+    assert m["run"] == run and m["pretraining"]["run"] == "mae-vitpose-b-coco-crop"
     record = json.loads((project / "work/submitit/smoke" / run / "finetune" / "job.json").read_text())
     sacct = subprocess.run(["sacct", "-n", "-X", "-j", str(record["job_id"]), "-o", "State"],
                            capture_output=True, text=True, timeout=60).stdout

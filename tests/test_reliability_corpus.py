@@ -144,7 +144,7 @@ def _sub(old: str, new: str) -> Callable[[str], str]:
 
 
 _params_case("unknown-key", lambda t: t + "\nbogus_key: 1\n", "bogus_key")
-_params_case("seed-type", _sub(r"^seed: 0", "seed: zero"), "seed")
+_params_case("seed-type", _sub(r"^seeds: \[0\]", "seeds: [zero]"), "seeds")
 _params_case("scale-value", _sub(r"^scale: smoke", "scale: huge"), "scale")
 _params_case("model-value", _sub(r"^  model: vitpose-b", "  model: vitpose-x"), "baseline.model")
 _params_case("epochs-value", _sub(r"^  epochs: 210", "  epochs: -3"), "schedule.epochs")

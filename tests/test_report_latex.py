@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from vitpose.report import latex
+from conftest import ensure_tool
 from vitpose.report.build import build_report
 from vitpose.report.reference import load_reference
 from vitpose.report.tables import format_diff, format_value
@@ -19,9 +20,7 @@ TEX_PACKAGES = ["texlive-latex-base", "texlive-latex-recommended"]
 
 def ensure_pdflatex() -> str:
     """pdflatex, installed from Debian's texlive packages when missing (the tests run as root)."""
-    found = shutil.which("pdflatex")
-    if found:
-        return found
+    return ensure_tool("pdflatex", TEX_PACKAGES)
     if shutil.which("apt-get") is None:
         pytest.skip("pdflatex is missing and apt-get is unavailable to install "
                     f"{' '.join(TEX_PACKAGES)}")
@@ -91,7 +90,7 @@ def _tabular_rows(tex: str) -> tuple[list[str], list[list[str]]]:
     """(group headers, body rows as cell lists) of the tabular in a generated fragment."""
     body = tex.split(r"\midrule", 1)[1].split(r"\bottomrule", 1)[0]
     rows = [[c.strip() for c in line.rstrip("\\ ").split(" & ")] for line in body.strip().splitlines()]
-    groups = re.findall(r"\\multicolumn\{3\}\{c\}\{([^}]*)\}", tex.split(r"\midrule", 1)[0])
+    groups = re.findall(r"\\multicolumn\{[23]\}\{c\}\{([^}]*)\}", tex.split(r"\midrule", 1)[0])
     return groups, rows
 
 
@@ -103,26 +102,29 @@ def test_tex_rows_and_columns_match_the_reference(report, number):
     groups, rows = _tabular_rows(tex)
     assert groups == [latex.escape(c.header) for c in ref.columns]
     assert len(rows) == len(ref.rows)
+    # The report is synthetic (smoke): ours and paper per column, Δ only for same/differs columns.
+    widths = [3 if col.diff == "equality" else 2 for col in ref.columns]
     for cells, r, model in zip(rows, ref.rows, table.rows):
-        assert len(cells) == 1 + len(ref.attributes) + 3 * len(ref.columns)
+        assert len(cells) == 1 + len(ref.attributes) + sum(widths)
         assert cells[0].startswith(latex.escape(r.label))
         for i, col in enumerate(ref.columns):
-            ours, paper, diff = cells[1 + len(ref.attributes) + 3 * i:][:3]
+            ours, paper, diff = (cells[1 + len(ref.attributes) + sum(widths[:i]):][:widths[i]] + [None])[:3]
             assert paper == latex.escape(format_value(col, r.values[col.key])) + r.marks.get(col.key, "")
             value = model.cells[i].ours
             if value is None:
-                assert ours == diff == latex.DASH
+                assert ours == latex.DASH and diff in (latex.DASH, None)
             else:
                 assert ours == latex.escape(format_value(col, value, ours=True))
-                d = format_diff(col, value, r.values[col.key])
-                assert diff in (d, f"${d}$", f"${d.replace(',', '{,}')}$")
+                if widths[i] == 3:
+                    d = format_diff(col, value, r.values[col.key])
+                    assert diff in (d, f"${d}$", f"${d.replace(',', '{,}')}$")
 
 
 def test_reproduced_values_and_reasons_reach_the_tex(report):
     t2 = (report.out_dir / "table2.tex").read_text()
     row = next(line for line in t2.splitlines() if line.startswith("ResNet-50 simple"))
-    assert row.split(" & ")[1:4] == ["0.0", "53.1", "$-53.1$"]          # AP 0.0 is a value, not missing
-    assert row.split(" & ")[7:10] == ["0.40", "62.0", "$-61.60$"]      # AR 0.4: two significant digits
+    # AP 0.0 is a value, not missing; AR 0.4 keeps the paper's one decimal; no Δ at a synthetic scale
+    assert row.split(" & ")[1:3] == ["0.0", "53.1"] and row.split(" & ")[5:7] == ["0.4", "62.0"]
     assert "metrics.json of run r50 has no metrics.AR50" in t2
     t8 = (report.out_dir / "table8.tex").read_text()
     assert r"needs distillation (50\% done) \& more" in t8               # escaped, and compiled above
@@ -137,3 +139,24 @@ def test_smoke_tex_says_synthetic(report, number):
     tex = (report.out_dir / f"table{number}.tex").read_text()
     caption = re.search(r"\\caption\{(.*)\}", tex).group(1)
     assert latex.SYNTHETIC_BANNER in caption
+
+
+def test_a_table_with_released_values_has_a_released_subcolumn_and_compiles(tmp_path):
+    from vitpose.report.tables import build_table
+
+    pdflatex = ensure_pdflatex()
+    runs = {"b": doc("b", [(9, "vitpose-b")]), "rel": doc("rel", [(9, "vitpose-b")], throughput=None)}
+    plan = [{"table": 9, "row": "vitpose-b", "run": "b", "unavailable": None},
+            {"table": 9, "row": "vitpose-b", "run": "rel", "unavailable": None, "released": True, "seed": None}]
+    fragment = latex.table_to_latex(build_table(REF.tables[9], runs, plan, "paper", False))
+    groups, rows = _tabular_rows(fragment.replace(r"\multicolumn{4}", r"\multicolumn{3}"))
+    assert groups == [latex.escape(c.header) for c in REF.tables[9].columns]
+    assert r"ours & released & paper & $\Delta$ & ours & released & paper & $\Delta$" in fragment
+    row = next(cells for cells in rows if cells[0] == "ViTPose-B")
+    # AP: ours 61.2, released 61.2 (the same document here), paper 75.8, Δ ours − paper; speed: none released
+    assert row[4 + 8:4 + 12] == ["61.2", "61.2", "75.8", "$-14.6$"] and row[4 + 5] == latex.DASH
+    (tmp_path / "t.tex").write_text(latex.latex_document(["fragment"], "Table 9", False))
+    (tmp_path / "fragment.tex").write_text(fragment)
+    done = subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error", "t.tex"], cwd=tmp_path,
+                          capture_output=True, text=True, errors="replace", timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:]

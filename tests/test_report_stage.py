@@ -73,7 +73,7 @@ def test_regenerates_everything_from_metrics_only_in_seconds(tmp_path, no_regist
         assert "SMOKE SCALE: synthetic data, not a reproduction" in (out / "smoke" / f"table{n}.tex").read_text()
     assert read_png_data(out / "smoke" / "figure1_pareto.png")["synthetic"] is True
     t4 = (out / "smoke" / "table4.md").read_text()
-    assert "| 224x224 | 61.0 | 74.9 | -13.9 |" in t4 and "| 256x256 | — | 75.8 | — |" in t4
+    assert "| 224x224 | 61.0 | 74.9 |" in t4 and "| 256x256 | — | 75.8 |" in t4  # no Δ at smoke
 
 
 def test_registry_plan_and_hyperparameters_are_used(tmp_path, monkeypatch):
@@ -125,7 +125,20 @@ def test_with_the_real_registry(tmp_path):
     assert stage.main(["--scale", "smoke", "--results", str(tmp_path / "results"), "--out", str(out),
                        "--params", str(params), "--no-pdf", "--quiet"]) == 0
     t9 = (out / "smoke" / "table9.md").read_text()
-    assert "| ViTPose-B | ViT-B | 256x192 | 1/16 | 0.27 | 86 |" in t9
+    # ours, released (no released checkpoint evaluated: a dash), paper
+    assert "| ViTPose-B | ViT-B | 256x192 | 1/16 | 0.27 | — | 86 |" in t9
+    assert "evaluates the released checkpoint data/smoke/weights/vitpose/vitpose-b.pth" in t9
+    # Once the released run has a metrics.json, its values sit between ours and the paper's.
+    released = next(e for e in plan if e["table"] == 9 and e["row"] == "vitpose-b" and e.get("released"))
+    path = tmp_path / "results" / "smoke" / released["run"] / "metrics.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({**doc(released["run"], serves, ap=0.757), "throughput": None,
+                                "notes": ["the authors' released checkpoint x.pth (sha256 0123456789ab)"]}))
+    assert stage.main(["--scale", "smoke", "--results", str(tmp_path / "results"), "--out", str(out),
+                       "--params", str(params), "--no-pdf", "--quiet", "--tables", "9"]) == 0
+    t9 = (out / "smoke" / "table9.md").read_text()
+    assert "| 0.27 | 0.27 | 86 | 88 | — | 944 | 61.0 | 75.7 | 75.8 |" in t9
+    assert "Released row vitpose-b: the authors' released checkpoint x.pth" in t9
 
 
 def _run_cli(*args: str) -> subprocess.CompletedProcess:

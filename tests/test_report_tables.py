@@ -68,6 +68,9 @@ def test_every_gap_is_a_dash_with_its_reason():
     md = table_to_markdown(t)
     assert "metrics.json of run full has no gflops" in md and "needs distillation" in md
     window = next(line for line in md.splitlines() if line.startswith("| Window |"))
+    assert window.count(DASH) == 6  # ours of each of its 6 columns: no difference column at smoke
+    real = table_to_markdown(build_table(REF.tables[5], runs, p, "paper", False))
+    window = next(line for line in real.splitlines() if line.startswith("| Window |"))
     assert window.count(DASH) == 12  # ours and difference of each of its 6 columns
 
 
@@ -109,6 +112,53 @@ def test_table10_is_test_dev_unless_a_metrics_file_provides_it():
     assert [k for k, _, _ in t.missing()] == ["vitpose-g+"]
 
 
+def test_table10_notes_the_val_ap_of_a_submission_not_scored_yet():
+    val = doc("g", [(10, "vitpose-g")], ap=0.453, notes=["single model", "val of the model(s) submitted"])
+    p = plan((10, "vitpose-g", "g", None), (10, "vitpose-g+", "gplus", None))
+    t = build_table(REF.tables[10], {}, p, "smoke", True, val_metrics={"g": val})
+    assert t.cell("vitpose-g", "AP").ours is None  # val AP is never shown as a test-dev number
+    reasons = dict((k, why) for k, _, why in t.missing())
+    assert "scored only by the COCO server" in reasons["vitpose-g"] and "stages.testdev_scores" in reasons["vitpose-g"]
+    noted = [n for n in t.notes if "COCO val AP" in n]
+    assert noted == ["Reproduced row vitpose-g: COCO val AP of the submitted model(s), scored by this code: 45.3 "
+                     "(run g; single model); the test-dev cells wait for the COCO server"]
+    # Once the server's scores are imported, the row's numbers and notes are metrics.json's.
+    runs = {"g": doc("g", [(10, "vitpose-g")], ap=0.805, split="test-dev",
+                     notes=["scored by the COCO server on 2024-05-01"])}
+    t = build_table(REF.tables[10], runs, p, "paper", False, val_metrics={"g": val})
+    assert t.cell("vitpose-g", "AP").ours == pytest.approx(80.5)
+    assert not [n for n in t.notes if "COCO val AP" in n]
+    assert "Reproduced row vitpose-g: scored by the COCO server on 2024-05-01" in t.notes
+
+
+def released_plan(*rows: tuple[int, str, str]) -> list[dict]:
+    return [{"table": t, "row": r, "run": run, "seed": None, "released": True, "unavailable": None,
+             "checkpoint": f"data/weights/vitpose/{run}.pth"} for t, r, run in rows]
+
+
+def test_released_checkpoints_show_beside_ours_and_the_paper():
+    runs = {"b": doc("b", [(2, "vitpose-b/classic")], ap=0.7612),
+            "rel-b": doc("rel-b", [(2, "vitpose-b/classic")], ap=0.7571)}
+    p = plan((2, "vitpose-b/classic", "b", None), (2, "vitpose-l/classic", "l", None))
+    p += released_plan((2, "vitpose-b/classic", "rel-b"), (2, "vitpose-l/classic", "rel-l"))
+    t = build_table(REF.tables[2], runs, p, "paper", False)
+    assert t.released and t.cell("vitpose-b/classic", "AP").released == pytest.approx(75.71)
+    assert t.cell("vitpose-b/classic", "AP").ours == pytest.approx(76.12)  # ours is still ours
+    md = table_to_markdown(t)
+    assert "| AP ours | AP released | AP paper | AP Δ |" in md
+    row_b = next(line for line in md.splitlines() if line.startswith("| ViTPose-B classic |"))
+    assert row_b.startswith("| ViTPose-B classic | 76.1 | 75.7 | 75.8 | +0.3 |")  # Δ stays ours − paper
+    row_r50 = next(line for line in md.splitlines() if line.startswith("| ResNet-50 classic |"))
+    assert row_r50.split(" | ")[2] == DASH  # nothing released for this row: a dash, and no gap listed
+    gaps = {(k, c): why for k, c, why in t.missing()}
+    assert ("resnet50/classic", "released") not in gaps
+    assert "data/weights/vitpose/rel-l.pth" in gaps[("vitpose-l/classic", "released")]
+    assert any(n.startswith("Released: the authors' released checkpoints") and "rel-b" in n for n in t.notes)
+    # A table without released entries is unchanged.
+    t6 = build_table(REF.tables[6], {}, plan((6, "none", "x", None)), "paper", False)
+    assert not t6.released and "released" not in " ".join(header_cells(t6))
+
+
 def test_table1_comes_from_the_hyperparameters_in_use():
     hyper = {"vitpose-b": {"batch_size": 16, "lr": 1e-3, "weight_decay": 0.1, "layer_decay": 0.75,
                            "drop_path_rate": 0.3, "multi_dataset_batch_size": 1024, "multi_dataset_lr": 1e-3}}
@@ -123,23 +173,26 @@ def test_table1_comes_from_the_hyperparameters_in_use():
     assert {w for _, _, w in empty.missing()} == {"registry missing"}
 
 
+@pytest.mark.parametrize("scale", ["smoke", "paper"])
 @pytest.mark.parametrize("number", range(1, 11))
-def test_markdown_has_the_papers_rows_and_columns(number):
-    ref = REF.tables[number]
-    t = (build_hyperparameter_table(ref, {}, "smoke", True) if number == 1
-         else build_table(ref, {}, [], "smoke", True))
+def test_markdown_has_the_papers_rows_and_columns(number, scale):
+    ref, synthetic = REF.tables[number], scale == "smoke"
+    t = (build_hyperparameter_table(ref, {}, scale, synthetic) if number == 1
+         else build_table(ref, {}, [], scale, synthetic))
     lines = table_to_markdown(t).splitlines()
     head = next(i for i, line in enumerate(lines) if line.startswith("| "))
     rows = [line for line in lines[head + 2:] if line.startswith("| ")]
     assert len(rows) == len(ref.rows)
-    width = 1 + len(ref.attributes) + 3 * len(ref.columns)
+    # ours + paper per column, and Δ: same/differs at every scale, ours − paper only at real scales
+    widths = [3 if col.diff == "equality" or not synthetic else 2 for col in ref.columns]
+    width = 1 + len(ref.attributes) + sum(widths)
     assert len(header_cells(t)) == width and lines[head].count(" | ") == width - 1
     for line, r in zip(rows, ref.rows):
         assert line.count(" | ") == width - 1
         cells = [c.strip() for c in line.strip("|").split(" | ")]
         assert cells[0].replace("\\", "").startswith(r.label)
         for i, col in enumerate(ref.columns):
-            paper = cells[1 + len(ref.attributes) + 3 * i + 1]
+            paper = cells[1 + len(ref.attributes) + sum(widths[:i]) + 1]
             assert paper.replace("\\", "") == format_value(col, r.values[col.key]) + r.marks.get(col.key, "")
 
 
@@ -158,3 +211,36 @@ def test_table3_shows_the_measured_pretraining_volume_beside_the_papers():
     assert rows["imagenet-1k"].attributes == ["1M"]       # released weights: nothing measured here
     assert rows["coco+aic-crop"].attributes == ["500K"]   # no run: the paper's value alone
     assert "150K (ours: 149,813)" in table_to_markdown(t)
+
+
+def test_seed_repeats_show_mean_std_and_n():
+    runs = {"b": doc("b", [(6, "none")], ap=0.7612), "b1": doc("b1", [(6, "none")], ap=0.7588),
+            "b2": doc("b2", [(6, "none")], ap=0.7700)}
+    entries = [{"table": 6, "row": "none", "run": r, "seed": s, "unavailable": None}
+               for r, s in (("b", 0), ("b1", 1), ("b2", 2))]
+    entries += [{"table": 6, "row": "mhsa", "run": r, "seed": s, "unavailable": None}
+                for r, s in (("m", 0), ("m1", 1), ("m2", 2))]
+    t = build_table(REF.tables[6], runs, entries, "paper", False)
+    ap = t.cell("none", "AP")
+    assert ap.n == 3 and ap.ours == pytest.approx(76.3333, abs=1e-3)
+    assert ap.std == pytest.approx(0.5893, abs=1e-3)
+    md = table_to_markdown(t)
+    row = next(line for line in md.splitlines() if line.startswith("| nothing |"))
+    cells = [c.strip() for c in row.strip("|").split(" | ")]
+    # the n column: 3 of 3 seeds; AP: the mean ± std; Δ: of the mean, as printed (76.3 − 75.8)
+    assert cells[3] == "3/3" and "76.3 ± 0.6" in cells and "+0.5" in cells
+    mhsa = next(line for line in md.splitlines() if line.startswith("| MHSA |"))
+    assert "0/3" in mhsa  # planned, none finished
+    assert "mean ± sample standard deviation over the n seeds" in md
+    # A seed that has not finished is left out of the mean: n = 2.
+    partial = build_table(REF.tables[6], {k: runs[k] for k in ("b", "b1")}, entries, "paper", False)
+    assert partial.cell("none", "AP").n == 2 and "2/3" in table_to_markdown(partial)
+    with pytest.raises(UserError, match="assigned twice at seed 1"):
+        build_table(REF.tables[6], runs, entries + [dict(entries[1], run="other")], "paper", False)
+
+
+def test_metrics_keep_the_papers_decimals_and_sizes_two_significant_digits():
+    col = {c.key: c for c in REF.tables[9].columns}
+    assert format_value(col["AP"], 0.0354, ours=True) == "0.0"   # AP as the paper prints it
+    assert format_value(col["AP"], 31.26, ours=True) == "31.3"
+    assert format_value(col["backbone_params_M"], 0.27, ours=True) == "0.27"  # a smoke stand-in's size

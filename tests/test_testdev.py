@@ -226,3 +226,38 @@ def test_members_are_the_upstream_roles_in_order():
     cfg.upstream = {"teacher": "x"}
     with pytest.raises(UserError, match="expected roles member1, member2"):
         testdev_stage.member_runs(cfg)
+
+
+def test_the_dag_declares_the_files_the_stage_writes():
+    """workflow/kinds.py declares the submission's files by RUN_FILES; the writer names them itself."""
+    from vitpose.config import RUN_FILES
+    from vitpose.evaluation.testdev import DEFAULT_NAME, submission_zip_name
+
+    assert RUN_FILES["testdev_results"] == submission_file_name(DEFAULT_NAME)
+    assert RUN_FILES["testdev_zip"] == submission_zip_name(DEFAULT_NAME)
+    assert (testdev_stage.VAL_METRICS_FILE, testdev_stage.MANIFEST_FILE) == (RUN_FILES["val_metrics"],
+                                                                            RUN_FILES["testdev_record"])
+
+
+def test_the_smoke_download_item_generates_and_validates_the_stand_in(tmp_path, capsys):
+    """`python -m stages.download coco-testdev --scale smoke` (what the DAG's data job runs) writes the
+    layout the Table 10 job reads, checked like the real item: every listed image present."""
+    from stages import download
+    from workflow.registry import DATASET_FILES
+
+    root = tmp_path / "data"
+    assert download.main(["coco-testdev", "--scale", "smoke", "--data-root", str(root), "--seed", "0",
+                          "--num-train", "1", "--num-val", "3", "--no-progress"]) == 0
+    marker = json.loads((root / "coco-testdev" / ".complete.json").read_text())
+    assert marker["counts"]["testdev_images"] == 3 and marker["counts"]["detection_boxes"] > 0
+    for rel in DATASET_FILES["coco-testdev"].values():
+        assert (root / "coco-testdev" / rel).exists(), rel
+    info = root / "coco-testdev" / DATASET_FILES["coco-testdev"]["image_info"]
+    first = json.loads(info.read_text())["images"][0]["file_name"]
+    (root / "coco-testdev" / "test2017" / first).unlink()
+    from vitpose.download.manifest import load_manifest
+    from vitpose.download.validate import validate_item
+
+    with pytest.raises(DataError, match=rf"1 image\(s\) referenced by .*image_info_test-dev2017.json are missing.*{first}"):
+        validate_item(root / "coco-testdev", load_manifest().items["coco-testdev"].validate, expected={})
+    capsys.readouterr()

@@ -74,7 +74,8 @@ def test_every_run_is_validated_whole_before_any_job():
     with pytest.raises(ConfigError) as err:
         reg.validate_runs()
     msg = str(err.value)
-    assert "tables.table5.rows.window" in msg and "window_size" in msg and "larger than the 32x24 token grid" in msg
+    # (at smoke, input_scale 0.5: the 64x64 window is 32x32 on the 16x12 grid of 128x96 at ratio 2)
+    assert "tables.table5.rows.window" in msg and "window_size" in msg and "larger than the 16x12 token grid" in msg
 
 
 def test_config_json_is_the_resolved_config_and_its_hash(tmp_path):
@@ -116,7 +117,7 @@ def test_plan_prints_the_job_graph_in_the_papers_words():
     out = proc.stdout
     assert "Table 5 (smoke scale): Attention type at 1/8 features" in out
     assert "row 'window+shift' -> run vitpose-b-classic-256x192-r2-window8x8-shift" in out
-    assert "window attention 8x8 +shift" in out
+    assert "window attention 8x8 (as 4x4) +shift" in out  # the smoke geometry, input_scale 0.5
     for kind in ("config:", "finetune:", "benchmark:", "evaluate:"):
         assert kind in out
     plan8 = subprocess.run([sys.executable, "-m", "workflow.registry", "plan", "--table", "8"], cwd=REPO,

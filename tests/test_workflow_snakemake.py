@@ -46,7 +46,7 @@ def test_paper_scale_dry_run_lists_every_run_without_data(project):
     reg = Registry(load_params(project / "params.yaml"), "paper")
     for table in range(2, 11):
         for run in reg.table_runs(table):
-            kind = "unavailable" if run.missing else "finetune"
+            kind = "unavailable" if run.missing else "testdev" if run.stage == "testdev" else "finetune"
             assert f"{kind} {run.id}:" in out, (table, run.id)
     # The paper's schedule and batch sizes are what the jobs will use.
     line = re.search(r"finetune vitpose-h-classic-256x192: (.*)", out).group(1)
@@ -63,22 +63,82 @@ def test_smoke_table5_dry_run_has_its_seven_runs(project):
     assert proc.returncode == 0, out
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out, re.M))
     assert counts["finetune"] == "7" and counts["evaluate"] == "7" and counts["benchmark"] == "7"
-    # Smoke ViTPose-B starts from our own MAE on the ImageNet stand-in: one pre-training run upstream
-    # of all seven (its config, its image set, and the ImageNet stand-in beside COCO).
-    assert counts["pretrain"] == "1" and counts["pretrain_data"] == "1"
-    assert counts["config"] == "8" and counts["data"] == "2"
+    # Smoke ViTs whose pretrain is imagenet-1k start at random (scales.smoke.imagenet_init: none): no
+    # pre-training upstream, only the synthetic COCO.
+    assert "pretrain" not in counts and "pretrain_data" not in counts
+    assert counts["config"] == "7" and counts["data"] == "1"
+
+
+def test_seed_repeats_double_the_runs_of_a_table(project):
+    proc = snakemake(project, "-n", "table6", "--config", "seeds=[0,1]")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out, re.M))
+    assert counts["finetune"] == "6" and counts["evaluate"] == "6"
+    assert "finetune vitpose-b-classic-256x192-freeze-mhsa-seed1:" in out
+    assert re.search(r"finetune vitpose-b-classic-256x192-freeze-mhsa-seed1: .*seed 1", out)
 
 
 def test_table_of_a_missing_capability_fails_at_once(project):
-    reg = Registry(load_params(project / "params.yaml"), "smoke")
-    if reg.table_blocker(10) is None:
-        pytest.skip("ViTAE-G exists: nothing to refuse")
-    proc = snakemake(project, "-n", "table10")
-    assert proc.returncode != 0
-    assert "vitae_g" in proc.stdout + proc.stderr
-    assert reg.table_blocker(8) is None  # distillation exists: Table 8 has its runs
-    proc = snakemake(project, "-n", "table8")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # ImageNet-supervised ResNet weights are still missing at a real-data scale: a table made to study
+    # them is refused before any job, naming the capability.
+    studies = ["--config", "scale=paper", "tables={table2: {studies: resnet_imagenet_weights}}"]
+    proc = snakemake(project, "-n", "table2", *studies)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "table2: cannot be reproduced" in out and "resnet_imagenet_weights" in out
+    proc = snakemake(project, "-n", "table2", "--config", "scale=paper")  # studying something else: its rows run
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "finetune vitpose-b-classic-256x192:" in out and "finetune resnet50-classic-256x192:" not in out
+
+
+def _counts(out: str) -> dict[str, str]:
+    return dict(re.findall(r"^(\w+)\s+(\d+)$", out, re.M))
+
+
+def dry_run(project: Path, *args: str) -> tuple[str, dict[str, str]]:
+    """(output, jobs per rule) of a successful `snakemake -n`."""
+    proc = snakemake(project, "-n", *args)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    return out, _counts(out)
+
+
+def test_table10_paper_dry_run_lists_training_submission_and_the_manual_steps(project):
+    out, counts = dry_run(project, "table10", "--config", "scale=paper")
+    # ViTPose-G, ViTPose-H* and ViTPose-L* trained once each; two submissions, each uploaded and imported.
+    assert counts["finetune"] == "3" and counts["testdev"] == "2", counts
+    assert counts["testdev_upload"] == "2" and counts["testdev_scores"] == "2", counts
+    for run in ("vitpose-g-classic-576x432-coco+aic", "vitpose-h-classic-256x192-coco+aic+mpii",
+                "vitpose-l-classic-256x192-coco+aic+mpii"):
+        assert f"finetune {run}:" in out
+    assert re.search(r"testdev_upload testdev-vitpose-g-classic-576x432-coco\+aic: MANUAL STEP: upload results/paper/"
+                     r"testdev-vitpose-g-classic-576x432-coco\+aic/person_keypoints_test-dev2017_vitpose_results.zip", out)
+    assert "stages.testdev_scores --config results/paper/testdev-vitpose-g-classic-576x432-coco+aic/config.json " \
+           "--scores results/paper/testdev-vitpose-g-classic-576x432-coco+aic/testdev_server_scores.json" in out
+    # The test-dev data (image list, images: downloads; detections: manual) and ViTAE-G's weights (manual).
+    assert "stages.download coco-testdev --scale paper" in out
+    assert "stages.download vitae_g_pretrain --scale paper" in out
+
+
+def test_table10_smoke_dry_run_stops_at_the_submission(project):
+    out, counts = dry_run(project, "table10")
+    assert counts["testdev"] == "2" and "testdev_upload" not in counts and "testdev_scores" not in counts
+    assert "stages.download coco-testdev --scale smoke" in out
+    # `all` builds the submissions too (every producible job), never the manual steps
+    counts = dry_run(project, "all")[1]
+    assert counts["testdev"] == "2" and "testdev_upload" not in counts
+
+
+def test_released_dry_runs(project):
+    out, counts = dry_run(project, "released", "--config", "scale=paper")
+    assert counts["evaluate_released"] == "11" and counts["weights"] == "11", counts
+    assert "stages.download vitpose-b-multi-coco --scale paper --data-root data" in out
+    assert ("stages.evaluate --config results/paper/released-vitpose-b-classic-256x192/config.json "
+            "--checkpoint data/weights/vitpose/vitpose-b.pth --released") in out
+    # Without their files, `all` evaluates no released checkpoint (at either scale).
+    for scale in ("smoke", "paper"):
+        assert "evaluate_released" not in dry_run(project, "all", "--config", f"scale={scale}")[1], scale
 
 
 def test_misspelt_config_key_fails_before_any_job(project, tmp_path):
@@ -89,18 +149,19 @@ def test_misspelt_config_key_fails_before_any_job(project, tmp_path):
     proc = snakemake(project, "-n", "table5", "--configfile", str(bad))
     assert proc.returncode != 0
     assert "evaluation.flip_tset" in proc.stdout + proc.stderr
-    proc = snakemake(project, "-n", "table5", "--config", "seed=minus-one")
-    assert proc.returncode != 0 and "seed" in proc.stdout + proc.stderr
+    proc = snakemake(project, "-n", "table5", "--config", "seeds=[minus-one]")
+    assert proc.returncode != 0 and "seeds" in proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("override, culprit", [
     # A resolved run config that no job could run: refused when the DAG is built, naming run and key.
-    ('tables={table5: {rows: {window: {input: 250x190}}}}', "input_size"),
+    # (at paper scale: the smoke scale rounds every size to the stride, input_scale)
+    ('scale=paper tables={table5: {rows: {window: {input: 250x190}}}}', "input_size"),
     ('tables={table5: {rows: {full: {shift: true}}}}', "shift"),
     ('tables={table5: {rows: {window: {window: 64x64}}}}', "window_size"),
 ])
 def test_impossible_run_values_fail_before_any_job(project, override, culprit):
-    proc = snakemake(project, "-n", "table5", "--config", override)
+    proc = snakemake(project, "-n", "table5", "--config", *override.split(" ", 1 if override.startswith("scale=") else 0))
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out
     assert culprit in out and "vitpose-b-classic" in out and "Job stats" not in out

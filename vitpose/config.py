@@ -299,12 +299,23 @@ class TrainConfig(Section):
     lr_schedule: Literal["step", "cosine"] = "step"
     warmup_epochs: float | None = None  # cosine: warm-up length in epochs (null -> warmup_iters)
     min_lr: float = 0.0  # cosine: the lr at the end of the run
+    # Recompute each transformer block's activations in the backward pass instead of keeping them
+    # (torch.utils.checkpoint): training memory drops by most of the activations for ~30 % more
+    # compute; the results are the same.
+    activation_checkpointing: bool = False
+    # Score the model on the val split every N epochs during training (AP in the training curve; the
+    # released configs evaluate every 10 epochs); null: only the final evaluation (stages.evaluate).
+    # Not part of the state's identity: it does not change the weights.
+    val_every_epochs: int | None = None
 
     def validate(self, path: str) -> None:
         for key in ("epochs", "batch_size", "checkpoint_every_epochs", "log_every_iters"):
             value = getattr(self, key)
             if value < 1:
                 raise ConfigError(f"{_join(path, key)}: expected a positive integer, got {_show(value)}")
+        if self.val_every_epochs is not None and self.val_every_epochs < 1:
+            raise ConfigError(f"{_join(path, 'val_every_epochs')}: expected a positive integer or null, "
+                              f"got {_show(self.val_every_epochs)}")
         if self.checkpoint_every_iters is not None and self.checkpoint_every_iters < 1:
             raise ConfigError(f"{_join(path, 'checkpoint_every_iters')}: expected a positive integer or "
                               f"null, got {_show(self.checkpoint_every_iters)}")
@@ -478,6 +489,21 @@ RUN_FILES = {
     "unavailable": "unavailable.json",
     "mae": "mae_pretrain.pth",  # a pre-training run's encoder + decoder, in MAE's file format
     "token": "knowledge_token.pth",  # a token-training run's knowledge token (paper Eq. 5)
+    # Training curves (CSV from the training log: iter, epoch, loss, lr, ..., val_AP where validated),
+    # one name per training kind (a file name belongs to one kind of job)
+    "curve": "train_curve.csv",
+    "mae_curve": "mae_curve.csv",
+    "token_curve": "token_curve.csv",
+    # A COCO test-dev run (Table 10, docs/VITPOSE_G.md): the submission for the evaluation server (the
+    # results file and the zip holding it; the `[alg]` field of the server's file name is "vitpose",
+    # vitpose.evaluation.testdev.DEFAULT_NAME), the same model(s) on COCO val (results, metrics.json-
+    # schema record), the record of what was submitted, and the server's scores, placed by hand.
+    "testdev_results": "person_keypoints_test-dev2017_vitpose_results.json",
+    "testdev_zip": "person_keypoints_test-dev2017_vitpose_results.zip",
+    "val_keypoints": "val_results_keypoints.json",
+    "val_metrics": "val_metrics.json",
+    "testdev_record": "testdev_submission.json",
+    "server_scores": "testdev_server_scores.json",
 }
 
 
@@ -549,6 +575,9 @@ class RunConfig(Section):
                 raise ConfigError(f"{_join(path, 'serves')}[{i}]: expected keys 'table' and 'row', got {sorted(s)}")
         if self.paths is None:
             self.paths = RunPaths.for_run(self.scale, self.run)
+        # A config without a train section (an evaluation-only run) gets the defaults, resolved like a
+        # given section (milestones filled in), so that its hash is the same once written and re-read.
+        self.train.validate(_join(path, "train"))
         if self.pretraining is None and self.data is None:
             raise ConfigError(f"{_join(path, 'data')}: required key is missing")
         if self.pretraining is not None:
@@ -573,6 +602,13 @@ class RunConfig(Section):
         if not m.is_vit or m.attention != "full" or m.ratio != 1:
             raise ConfigError(f"{key}: MAE pre-trains a plain ViT (full attention, ratio 1), got arch "
                               f"{m.arch}, attention {m.attention}, ratio {m.ratio}")
+        if m.is_vitae:
+            # MAE's encoder sees only the kept 25% of the patches: no token grid is left for the
+            # ViTAE block's convolution branch (models/vitae.py refuses such inputs).
+            raise ConfigError(f"{key}.arch: MAE pre-training of a ViTAE backbone ({m.arch}, ViTPose-G) is not "
+                              f"supported: its convolution branch needs the whole token grid, which masking "
+                              f"removes; start ViTPose-G from the ViTAE-G weights (imagenet_init: released, "
+                              f"the manual item vitae-g) or from random weights (imagenet_init: none)")
         if m.input_size[0] != m.input_size[1]:
             # MAE files carry a square n x n position grid (the released ones 14 x 14), which is what
             # the loader resizes to a finetuning input

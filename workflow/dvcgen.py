@@ -7,7 +7,11 @@
 The default scale's pipeline is the repository's ``dvc.yaml`` (``dvc repro``). Every other scale gets
 ``workflow/dvc/<scale>/dvc.yaml`` with ``wdir`` pointing back at the repository root
 (``dvc repro workflow/dvc/paper/dvc.yaml``). Runs that need a capability that does not exist yet are left
-out (listed in a comment): the report shows them as missing, with the reason.
+out (listed in a comment): the report shows them as missing, with the reason. Manual steps (workflow/kinds.py
+`Kind.manual`: the upload of a test-dev submission) have no stage, nor have the jobs reading what a person
+places (the import of the COCO server's scores: `python -m stages.testdev_scores`, or Snakemake). At a
+synthetic scale the released checkpoints' evaluations are left out too: their files are ones a person (or a
+test) saves, so a generated pipeline cannot depend on them (`snakemake released` evaluates them).
 
 DVC params are the exact params.yaml keys each run depends on, so changing one table row's parameter
 re-runs only that run and what depends on it; metrics.json files are DVC metrics; the Pareto data of
@@ -25,6 +29,7 @@ import yaml
 
 from vitpose.utils.io import atomic_write_text
 from vitpose.config import RUN_FILES
+from workflow.kinds import run_kinds
 from workflow.registry import PARAMS, REPO, Registry
 from workflow.schema import load_params
 
@@ -42,6 +47,10 @@ CODE = {
     "benchmark": ["stages/benchmark.py", "vitpose/models"],
     "evaluate": ["stages/evaluate.py", "vitpose/models", "vitpose/data", "vitpose/engine",
                  "vitpose/evaluation"],
+    "evaluate_released": ["stages/evaluate.py", "vitpose/models", "vitpose/data", "vitpose/engine",
+                          "vitpose/evaluation"],
+    "testdev": ["stages/testdev.py", "stages/evaluate.py", "vitpose/models", "vitpose/data", "vitpose/engine",
+                "vitpose/evaluation"],
     "report": ["stages/tables.py", "vitpose/report"],
 }
 
@@ -55,6 +64,15 @@ def _params(keys: list[str]) -> list:
     return [{"params.yaml": sorted(keys)}]
 
 
+def _staged(reg: Registry, kind, run) -> bool:
+    """Whether the (kind, run) job is a DVC stage: not a manual step, not a job reading what a person
+    places, not a released checkpoint's evaluation at a synthetic scale."""
+    placed = {o for k in run_kinds(run) if k.manual for o in k.outputs}
+    if kind.manual or placed & set(kind.needs):
+        return False
+    return not (run.stage == "released" and reg.scale_cfg["synthetic"])
+
+
 def pipeline(reg: Registry, wdir: str | None) -> dict:
     """The dvc.yaml content for one scale."""
     scale = reg.scale
@@ -65,8 +83,9 @@ def pipeline(reg: Registry, wdir: str | None) -> dict:
             body = {"wdir": wdir, **body}
         stages[name] = body
 
-    runs = reg.available_runs()
-    datasets = sorted({d for r in runs for d in r.spec["datasets"]})  # pre-training sources included
+    jobs = [(kind, run) for kind, run in reg.jobs() if _staged(reg, kind, run)]
+    runs = list({run.id: run for _, run in jobs}.values())
+    datasets = sorted({d for r in runs for d in reg.data_items(r)})  # pre-training sources included
     for ds in datasets:
         # Real datasets are tens of GB: keep them out of DVC's cache and never delete them before a
         # re-run (the download stage itself verifies, resumes and skips what is complete).
@@ -78,11 +97,11 @@ def pipeline(reg: Registry, wdir: str | None) -> dict:
                                else f"scales.{scale}.data_root"]),
             "outs": [reg.data_dir(ds) if reg.scale_cfg["synthetic"] else {reg.data_dir(ds): real}],
         })
-    weights = sorted({w for r in runs if (w := reg.pretrained_checkpoint(r)) and "pretrain" not in r.upstream})
+    weights = sorted({w for r in runs if (w := reg.downloaded_weights(r))})
     for w in weights:
         name = Path(w).stem
         add(f"weights-{name}", {
-            "cmd": f"{PY} {reg.download_command(name)}",
+            "cmd": f"{PY} {reg.weights_command(w)}",
             "deps": CODE["data"][:2],
             "outs": [{w: {"persist": True}}],
         })
@@ -99,7 +118,7 @@ def pipeline(reg: Registry, wdir: str | None) -> dict:
     # commands as Snakemake's rules. Only a run's `config` stage depends on params.yaml (the run's own
     # keys); every later job depends on the config.json it writes, so `dvc exp run -S seed=1` re-resolves
     # the configs, and only runs whose config changed re-run.
-    for kind, run in reg.jobs():
+    for kind, run in jobs:
         inputs = reg.job_inputs(kind, run.id)
         deps = CODE.get(kind.name, CODE["plugin"]) + [
             reg.data_dir(Path(v).parent.name) if k.startswith("data_") else v for k, v in inputs.items()]
@@ -107,9 +126,10 @@ def pipeline(reg: Registry, wdir: str | None) -> dict:
         if kind.name == "config":
             body["params"] = _params(run.param_keys)
         outs = reg.job_outputs(kind, run.id)
-        if kind.name == "evaluate":
-            body["outs"] = [{o: {"cache": False}} for o in outs if not o.endswith(RUN_FILES["metrics"])]
-            body["metrics"] = [{run.metrics: {"cache": False}}]
+        metrics = [o for o in outs if Path(o).name in (RUN_FILES["metrics"], RUN_FILES["val_metrics"])]
+        if metrics:
+            body["outs"] = [{o: {"cache": False}} for o in outs if o not in metrics]
+            body["metrics"] = [{m: {"cache": False}} for m in metrics]
         else:
             # Weights go to DVC's cache; small JSON records stay plain files in results/.
             body["outs"] = [o if o.endswith(".pth") else {o: {"cache": False}} for o in outs]
@@ -117,13 +137,19 @@ def pipeline(reg: Registry, wdir: str | None) -> dict:
     out_dir = f"paper_tables/{scale}"
     add("report", {
         "cmd": f"{PY} -m stages.tables --scale {scale}",
-        "deps": CODE["report"] + [r.metrics for r in runs if r.stage == "finetune"],
+        "deps": CODE["report"] + [f for r in runs if r.stage == "finetune" for f in (r.metrics, r.file("curve"))]
+        + [r.metrics for r in runs if r.stage == "released"] + [r.file("val_metrics") for r in runs if r.stage == "testdev"]
+        + ([reg.figure3_run().file("keypoints")] if reg.figure3_run() else []),  # Figure 3's predictions
         "params": _params(["hyperparameters", "tables", f"scales.{scale}"]),
         "outs": [{out_dir: {"cache": False}}],
     })
+    # Training curves: every training job's loss (and lr) per logged iteration (`dvc plots show`).
+    curves = [{out: {"x": "iter", "y": ["loss", "lr"], "title": f"{run.id}: training curve"}}
+              for kind, run in jobs for out in reg.job_outputs(kind, run.id) if out.endswith("_curve.csv")]
     doc = {"stages": stages,
            "plots": [{f"{out_dir}/figure1_pareto.csv": {"x": "images_per_s", "y": "AP",
-                                                      "title": f"Figure 1 ({scale}): throughput vs AP"}}]}
+                                                      "title": f"Figure 1 ({scale}): throughput vs AP"}},
+                     *curves]}
     return doc
 
 

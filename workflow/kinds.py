@@ -10,6 +10,14 @@ kind of job needs no rule written by hand.
 Upstream runs are ordinary runs of the registry: a teacher configuration that several students need is
 one run, hence one job, whatever number of rows consume it.
 
+Two kinds may write the same file name (`metrics.json` of `evaluate`, of a released checkpoint's
+evaluation and of the test-dev score import) as long as no run has jobs of both: a file of a run has
+one producer. `register` cannot know which runs a kind applies to; `run_kinds` checks it per run.
+
+A *manual* kind is a step a person does (uploading a test-dev submission to the COCO server and
+saving what it returns): its rule fails with the instructions until the person has placed its output,
+and DVC gets no stage for it nor for the jobs reading its output.
+
 Extensions (and tests) may add kinds without editing this file: modules named in the environment
 variable ``VITPOSE_JOB_KINDS`` (comma-separated, importable) are imported by `load_plugins` and call
 `register`.
@@ -53,8 +61,13 @@ class Kind:
     data:     reads the run's datasets (and its pre-trained weights, if any).
     launcher: runs as a launcher job (local processes or SLURM; one GPU), given the launch options.
     applies:  which runs have a job of this kind.
-    args:     extra arguments of the stage command, formatted with the run's file paths by name.
+    args:     extra arguments of the stage command, formatted with the run's file paths by name
+              (`Registry.named_paths`: its RUN_FILES by key, its data files, its released weights).
     words:    what the job does, in the paper's terms (`python -m workflow.registry plan`).
+    manual:   instructions of a step a person does (formatted like `args`); empty for commands.
+
+    A `consumes` role ending in `*` stands for the numbered roles of that prefix (`member*`:
+    member1, member2, ... of an ensemble), as many as the run has.
     """
 
     name: str
@@ -68,21 +81,49 @@ class Kind:
     upstream: Callable[["Registry", "Run"], dict[str, str]] = _roles
     args: str = ""
     words: str = ""
+    manual: str = ""
+
+    def consumed(self, roles: dict[str, str]) -> dict[str, str]:
+        """{role: file name} of the run's upstream `roles` this kind reads (see `consumes`)."""
+        out = {}
+        for role, name in self.consumes.items():
+            if role.endswith("*"):
+                out.update({r: name for r in roles if _numbered(r, role[:-1])})
+            elif role in roles:
+                out[role] = name
+        return out
+
+
+def _numbered(role: str, prefix: str) -> bool:
+    return role.startswith(prefix) and role[len(prefix):].isdigit()
 
 
 KINDS: dict[str, Kind] = {}
 
 
 def register(kind: Kind) -> Kind:
-    """Declare a kind (its name is its Snakemake rule and DVC stage prefix); names are unique."""
+    """Declare a kind (its name is its Snakemake rule and DVC stage prefix); names are unique.
+
+    Output names may repeat across kinds: whether two kinds write one file of one run is a property of
+    the runs they apply to, checked by `run_kinds`."""
     if kind.name in KINDS and KINDS[kind.name] != kind:
         raise ConfigError(f"job kind {kind.name!r} is declared twice")
-    produced = {f for k in KINDS.values() if k.name != kind.name for f in k.outputs}
-    clash = sorted(set(kind.outputs) & produced)
-    if clash:
-        raise ConfigError(f"job kind {kind.name!r}: {clash} already produced by another kind")
     KINDS[kind.name] = kind
     return kind
+
+
+def run_kinds(run: "Run") -> list[Kind]:
+    """The kinds of the run's jobs, in declaration order; ConfigError when two write the same file of
+    the run (the run's file would have two producers: Snakemake and DVC both refuse such a graph)."""
+    kinds = [k for k in job_kinds() if k.applies(run)]
+    producer: dict[str, str] = {}
+    for kind in kinds:
+        for name in kind.outputs:
+            if name in producer:
+                raise ConfigError(f"run {run.id}: job kinds {producer[name]!r} and {kind.name!r} both write "
+                                  f"{name}; a file of a run has one producer (narrow one kind's `applies`)")
+            producer[name] = kind.name
+    return kinds
 
 
 def _finetuning(run: "Run") -> bool:
@@ -97,15 +138,27 @@ def _token_training(run: "Run") -> bool:
     return run.stage == "token"
 
 
+def _test_dev(run: "Run") -> bool:
+    return run.stage == "testdev"
+
+
+def _released(run: "Run") -> bool:
+    return run.stage == "released"
+
+
+TESTDEV_OUTPUTS = tuple(RUN_FILES[k] for k in ("testdev_results", "testdev_zip", "val_keypoints", "val_metrics",
+                                               "testdev_record"))
+
+
 register(Kind("config", outputs=(RUN_FILES["config"],),
               words="resolve the run's configuration once (config.json, with its hash)"))
-register(Kind("pretrain", outputs=(RUN_FILES["mae"],), module="stages.pretrain", data=True, launcher=True,
+register(Kind("pretrain", outputs=(RUN_FILES["mae"], RUN_FILES["mae_curve"]), module="stages.pretrain", data=True, launcher=True,
               applies=_pretraining,
               words="MAE pre-training of the backbone on the set's images, export in MAE's format"))
-register(Kind("token", outputs=(RUN_FILES["token"],), module="stages.token", data=True, launcher=True,
+register(Kind("token", outputs=(RUN_FILES["token"], RUN_FILES["token_curve"]), module="stages.token", data=True, launcher=True,
               consumes={"teacher": RUN_FILES["checkpoint"]}, applies=_token_training,
               words="train the knowledge token on the frozen teacher (Eq. 5), export the token"))
-register(Kind("finetune", outputs=(RUN_FILES["checkpoint"],), module="stages.finetune",
+register(Kind("finetune", outputs=(RUN_FILES["checkpoint"], RUN_FILES["curve"]), module="stages.finetune",
               consumes={"teacher": RUN_FILES["checkpoint"], "pretrain": RUN_FILES["mae"],
                         "token": RUN_FILES["token"]}, data=True,
               launcher=True, applies=_finetuning,
@@ -117,6 +170,30 @@ register(Kind("evaluate", outputs=(RUN_FILES["metrics"], RUN_FILES["keypoints"])
               needs=(RUN_FILES["checkpoint"], RUN_FILES["benchmark"]), data=True, launcher=True,
               applies=_finetuning,
               words="flip-tested evaluation on the val split (detected boxes), write metrics.json"))
+# The authors' released checkpoints (Tables 2 and 9 "released"): the same evaluation, of a downloaded file.
+register(Kind("evaluate_released", outputs=(RUN_FILES["metrics"], RUN_FILES["keypoints"]), module="stages.evaluate",
+              data=True, launcher=True, applies=_released, args="--checkpoint {weights} --released",
+              words="evaluate the authors' released checkpoint on COCO val (detected boxes, flip test), "
+                    "write metrics.json"))
+# COCO test-dev (Table 10, docs/VITPOSE_G.md): the submission, then two steps outside this machine.
+register(Kind("testdev", outputs=TESTDEV_OUTPUTS, module="stages.testdev",
+              consumes={"member*": RUN_FILES["checkpoint"]}, data=True, launcher=True, applies=_test_dev,
+              args="--image-info {coco_testdev_image_info} --images {coco_testdev_images} "
+                   "--det-file {coco_testdev_det_file}",
+              words="flip-tested heatmaps of the member model(s), averaged for an ensemble: COCO val scored "
+                    "here, the test-dev results zipped for the COCO server"))
+register(Kind("testdev_upload", outputs=(RUN_FILES["server_scores"],),
+              needs=(RUN_FILES["testdev_zip"], RUN_FILES["testdev_record"]), applies=_test_dev,
+              words="MANUAL: upload the zip to the COCO keypoint evaluation server (test-dev), save its scores",
+              manual="upload {testdev_zip} to the COCO keypoint evaluation server, test-dev2017 "
+                     "(https://cocodataset.org/#upload), and save the scores it returns as "
+                     "{server_scores} (a JSON object of AP, AP50, ... with \"date\": \"YYYY-MM-DD\", "
+                     "or COCOeval's printed summary: docs/VITPOSE_G.md); then run the same command again"))
+register(Kind("testdev_scores", outputs=(RUN_FILES["metrics"],), module="stages.testdev_scores",
+              needs=(RUN_FILES["testdev_record"], RUN_FILES["val_metrics"], RUN_FILES["server_scores"]),
+              applies=_test_dev, args="--scores {server_scores}",
+              words="import the COCO server's test-dev scores into metrics.json (\"scored by the COCO server "
+                    "on DATE\")"))
 
 
 def load_plugins() -> None:

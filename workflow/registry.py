@@ -19,7 +19,17 @@ Command line (used by DVC's stages and for inspection)::
     python -m workflow.registry show     RUN [--scale smoke]           # the resolved run config (JSON)
     python -m workflow.registry resolve  RUN [--scale smoke] --out results/smoke/RUN/config.json
     python -m workflow.registry plan     [--scale smoke] [--table 8]   # the job graph, in the paper's words
+    python -m workflow.registry plan --cost [--scale paper] [--gpu a100] [--table 3]
+                                             # GPU-hours, disk and missing manual downloads (workflow/cost.py)
     python -m workflow.registry validate [--params FILE]              # params.yaml and every run config
+
+Besides the table rows' runs (and their upstream runs), two kinds of evaluation-only runs:
+- `testdev-<member run>[--<member run> ...]` (stage "testdev"): the rows of a `test_dev` table
+  (Table 10) are COCO test-dev submissions of their members' models, one member or an ensemble
+  (docs/VITPOSE_G.md); the members are ordinary finetuning runs, upstream roles member1, member2, ...
+- `released-<spec's run id>` (stage "released"): the authors' released checkpoints of params.yaml
+  `released`, evaluated here; they give the "released" value of the rows with their spec in tables
+  that `shows_released` (Tables 2 and 9).
 """
 from __future__ import annotations
 
@@ -32,9 +42,10 @@ from functools import lru_cache
 from pathlib import Path
 
 from vitpose.config import PRETRAIN_SOURCES, RUN_FILES, RunConfig, RunPaths, run_config_document
+from vitpose.models.config import PATCH_SIZE, RESNET_STRIDE
 from vitpose.utils.errors import ConfigError, UserError
 from vitpose.utils.io import atomic_write_json
-from workflow.kinds import Kind, job_kinds
+from workflow.kinds import Kind, run_kinds
 from workflow.schema import load_params
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,12 +54,15 @@ PARAMS = REPO / "params.yaml"
 # Capabilities that rows may need, and whether this code base has them yet. A row needing a missing
 # capability is never run and never given a number: its table shows "—" with this reason, and a
 # table that exists to study the capability fails at once when asked for.
+# Figure 3 draws the predictions of this Table 9 row's run (the paper does not say which ViTPose it shows).
+FIGURE3_ROW = {"table": 9, "row": "vitpose-b", "label": "ViTPose-B"}
+
 CAPABILITIES: dict[str, tuple[bool, str]] = {
     "finetune": (True, "top-down finetuning and COCO evaluation"),
     "mae_pretraining": (True, "MAE pre-training of the ViT backbone (Table 3)"),
     "multi_dataset": (True, "multi-dataset training with one decoder per dataset (Table 7)"),
     "distillation": (True, "heatmap and knowledge-token distillation (Table 8)"),
-    "vitae_g": (False, "the ViTAE-G backbone of ViTPose-G (Table 10)"),
+    "vitae_g": (True, "the ViTAE-G backbone of ViTPose-G (Table 10)"),
     "resnet_imagenet_weights": (False, "ImageNet-supervised ResNet weights for SimpleBaseline at paper scale"),
 }
 
@@ -75,15 +89,39 @@ DATASET_FILES = {
              "gt_mat": "annotations/mpii_gt_val.mat"},
     "crowdpose": {"train_ann": "annotations/mmpose_crowdpose_trainval.json", "train_images": "images",
                   "val_ann": "annotations/mmpose_crowdpose_test.json", "val_images": "images"},
+    # COCO test-dev (Table 10): the image list, the images and person detections on them (the HRNet
+    # authors' boxes, AP 60.9; the paper used BigDet's, which are not public). No keypoints: only the
+    # COCO server scores it. The synthetic stand-in has the same layout (vitpose.data.synthetic).
+    "coco-testdev": {"image_info": "annotations/image_info_test-dev2017.json", "images": "test2017",
+                     "det_file": "person_detection_results/COCO_test-dev2017_detections_AP_H_609_person.json"},
 }
 IMAGENET_TRAIN = "train"  # ImageNet-1k's class folders under <data_root>/imagenet
+# The downloaded backbone weights of imagenet_init `released`, in MAE's file layout: the MAE authors'
+# ViTs, and ViTAE-G for ViTPose-G (a manual item: never published by the authors, docs/VITPOSE_G.md).
 MAE_CHECKPOINTS = {"vitpose-b": "mae_pretrain_vit_base.pth", "vitpose-l": "mae_pretrain_vit_large.pth",
-                   "vitpose-h": "mae_pretrain_vit_huge.pth"}
+                   "vitpose-h": "mae_pretrain_vit_huge.pth", "vitpose-g": "vitae_g_pretrain.pth"}
+# Run files by name (RUN_FILES' keys): what job inputs and command arguments call them.
+FILE_KEYS = {name: key for key, name in RUN_FILES.items()}
 
 
 def size_tuple(text: str) -> list[int]:
     h, w = text.split("x")
     return [int(h), int(w)]
+
+
+def scaled_geometry(spec: dict, factor: float, stride: int) -> tuple[list[int], list[int]]:
+    """(input [H, W], window [h, w]) of a row at a scale's `input_scale`.
+
+    The input shrinks by `factor`, rounded to the nearest multiple of the backbone's feature stride
+    (at least one stride); the window (in tokens) shrinks by the same factor (at least one token),
+    so it keeps its relation to the token grid: 8x8 windows on the 32x24 grid of 256x192 at 1/8
+    features are 4x4 windows on the 16x12 grid of 128x96 at factor 0.5 (4x3 windows either way).
+    """
+    if factor == 1:
+        return size_tuple(spec["input"]), size_tuple(spec["window"])
+    inp = [max(stride, int(s * factor / stride + 0.5) * stride) for s in size_tuple(spec["input"])]
+    win = [max(1, int(s * factor + 0.5)) for s in size_tuple(spec["window"])]
+    return inp, win
 
 
 def dvc_param_key(table: str, row: str) -> str:
@@ -113,7 +151,9 @@ class Run:
     pre-training of a backbone (Table 3), upstream of the finetuning runs initialised from it, with
     spec {"model", "pretrain" (the set), "datasets" (the set's sources)}; "token": the knowledge-token
     training on a teacher run (Table 8, Eq. 5), with the teacher's spec, upstream of the students
-    that distil it with a token.
+    that distil it with a token; "testdev": a COCO test-dev submission of its members' models (Table
+    10), spec {"members": [member specs]}, upstream roles member1, member2, ...; "released": the
+    evaluation of an authors' released checkpoint, spec = what it holds plus {"released": item}.
     """
 
     id: str
@@ -123,7 +163,8 @@ class Run:
     param_keys: list[str] = field(default_factory=list)  # params.yaml keys it depends on (DVC params)
     requires: list[str] = field(default_factory=list)    # capabilities needed
     upstream: dict[str, str] = field(default_factory=dict)  # {role: run id} of runs it consumes
-    stage: str = "finetune"                              # finetune | pretrain | token
+    stage: str = "finetune"                              # finetune | pretrain | token | testdev | released
+    seed: int = 0                                        # one of params.yaml `seeds`
 
     @property
     def missing(self) -> str | None:
@@ -168,8 +209,11 @@ class Run:
         return self.paths.work_dir
 
 
-def run_id(spec: dict, baseline: dict) -> str:
-    """Readable, stable id from the spec: model, decoder, input, then what differs from the baseline."""
+def run_id(spec: dict, baseline: dict, seed: int | None = None) -> str:
+    """Readable, stable id from the spec: model, decoder, input, then what differs from the baseline.
+
+    `seed`: a repeat's seed (params.yaml `seeds` beyond the first) ends the id as `-seed<N>`; the
+    first seed's runs keep the plain id."""
     parts = [spec["model"], spec["decoder"], spec["input"]]
     if spec["ratio"] != 1:
         parts.append(f"r{spec['ratio']}")
@@ -188,6 +232,8 @@ def run_id(spec: dict, baseline: dict) -> str:
         parts.append(f"kd-{kinds}-{d['teacher']}")
     if spec["precision"] != "auto":
         parts.append(spec["precision"])
+    if seed is not None:
+        parts.append(f"seed{seed}")
     return "-".join(parts)
 
 
@@ -236,18 +282,24 @@ class Registry:
             raise ConfigError(f"{params_path}: scale {self.scale!r} is not defined under 'scales' "
                               f"(expected one of: {', '.join(params['scales'])})")
         self.scale_cfg = params["scales"][self.scale]
+        # Seed repeats: every table row runs once per seed; the first seed's runs keep the plain id.
+        self.seeds: list[int] = list(params["seeds"])
         self.runs: dict[str, Run] = {}
-        self.rows: list[dict] = []  # [{"table": 5, "row": "...", "run": id}]
+        self.rows: list[dict] = []  # [{"table": 5, "row": "...", "run": id, "seed": 0}]
+        # The released checkpoints' rows: [{"table": 2, "row": "...", "run": "released-...", "seed": None,
+        # "released": True, "checkpoint": file}] (a row's "released" value, beside the runs of `rows`).
+        self.released_rows: list[dict] = []
+        self._released_files: dict[str, str] = {}  # released run id -> its checkpoint file
         self._resolved: dict[str, RunConfig] = {}
         self._expand()
 
     # -- expansion -----------------------------------------------------------------------------
-    def _run_for(self, spec: dict) -> Run:
-        """The run of `spec`, created (serving no row yet) when no table row has that spec."""
-        rid = run_id(spec, self.params["baseline"])
+    def _run_for(self, spec: dict, seed: int) -> Run:
+        """The run of `spec` at `seed`, created (serving no row yet) when no table row has them."""
+        rid = run_id(spec, self.params["baseline"], None if seed == self.seeds[0] else seed)
         run = self.runs.get(rid)
         if run is None:
-            run = Run(rid, self.scale, spec, requires=required_capabilities(spec, self.scale_cfg))
+            run = Run(rid, self.scale, spec, requires=required_capabilities(spec, self.scale_cfg), seed=seed)
             self.runs[rid] = run
         return run
 
@@ -256,15 +308,24 @@ class Registry:
         for tname, table in self.params["tables"].items():
             tnum = int(tname[len("table"):])
             for rname, row in table["rows"].items():
-                run = self._run_for(deep_merge(base, row))
-                run.serves.append({"table": tnum, "row": rname})
-                run.param_keys.append(dvc_param_key(tname, rname))
-                self.rows.append({"table": tnum, "row": rname, "run": run.id})
+                for seed in self.seeds:
+                    if table["test_dev"]:  # a submission of the row's model, or of its members' ensemble
+                        members = [deep_merge(base, m) for m in row.get("members", [row])]
+                        run = self._testdev_run_for(members, seed, f"tables.{tname}.rows.{rname}")
+                    else:
+                        run = self._run_for(deep_merge(base, row), seed)
+                    run.serves.append({"table": tnum, "row": rname})
+                    run.param_keys.append(dvc_param_key(tname, rname))
+                    self.rows.append({"table": tnum, "row": rname, "run": run.id, "seed": seed})
         # Upstream runs. A student's teacher is the teacher model's COCO run at the baseline's other
-        # settings (paper §3.4: ViTPose-L as trained for Tables 2 and 9), one run for every student.
+        # settings (paper §3.4: ViTPose-L as trained for Tables 2 and 9) and the student's seed, one
+        # run for every student of that seed.
         # Heatmap distillation reads the teacher's weights; token distillation reads the token trained
         # on the teacher (one token run per teacher, whatever number of students use it).
+        self._expand_released(base)
         for run in list(self.runs.values()):
+            if run.stage != "finetune":
+                continue
             d = run.spec["distill"]
             if not (d["heatmap"] or d["token"]):
                 continue
@@ -272,25 +333,32 @@ class Registry:
                 rows = ", ".join(f"tables.table{s['table']}.rows.{s['row']}" for s in run.serves)
                 raise ConfigError(f"{self.params_path}: {rows}: distill.heatmap / distill.token need a "
                                   f"distill.teacher (a model, e.g. vitpose-l), got none")
-            teacher = self._run_for(deep_merge(base, {"model": d["teacher"]}))
+            teacher = self._run_for(deep_merge(base, {"model": d["teacher"]}), run.seed)
             if d["heatmap"]:
                 run.upstream["teacher"] = teacher.id
             if d["token"]:
                 run.upstream["token"] = self._token_run_for(teacher).id
         # A ViT initialised by our own MAE pre-training consumes that pre-training run: one run per
-        # (backbone, set), whatever number of finetuning runs start from it.
+        # (backbone, set), whatever number of finetuning runs (and seeds) start from it. Seed repeats
+        # measure the variance of finetuning; the pre-training (hundreds of GPU-hours at paper scale)
+        # runs once, with the first seed.
         for run in list(self.runs.values()):
             pset = self.pretrain_set(run)
             if pset is not None:
                 run.upstream["pretrain"] = self._pretrain_run_for(run.spec["model"], pset).id
         for run in self.runs.values():
             if run.stage == "pretrain":
-                run.param_keys = sorted({"seed", "pretraining", f"scales.{self.scale}"})
+                run.param_keys = sorted({"seeds", "pretraining", f"scales.{self.scale}"})
+                continue
+            if run.stage in ("testdev", "released"):  # evaluations: the model's section, the protocol
+                model = (self.reference_member(run) if run.stage == "testdev" else run).spec["model"]
+                run.param_keys = sorted(set(run.param_keys) | {
+                    "seeds", "baseline", "evaluation", f"scales.{self.scale}", f"hyperparameters.{model}"})
                 continue
             models = {run.spec["model"]} | {self.runs[u].spec["model"] for u in run.upstream.values()}
             distils = run.stage == "token" or run.spec["distill"]["heatmap"] or run.spec["distill"]["token"]
             run.param_keys = sorted(set(run.param_keys) | {
-                "seed", "baseline", "schedule", "evaluation", f"scales.{self.scale}",
+                "seeds", "baseline", "schedule", "evaluation", f"scales.{self.scale}",
                 *(f"hyperparameters.{m}" for m in models),
                 *(["multi_dataset"] if len(run.spec["datasets"]) > 1 else []),
                 *(["distillation"] if distils else [])})
@@ -303,6 +371,103 @@ class Registry:
                 needed = set(run.requires).union(*(self.runs[u].requires for u in run.upstream.values()))
                 if needed != set(run.requires):
                     run.requires, changed = sorted(needed), True
+
+    def _testdev_run_for(self, specs: list[dict], seed: int, where: str) -> Run:
+        """The test-dev submission of the runs of `specs` at `seed` (one model, or their ensemble)."""
+        members = [self._run_for(spec, seed) for spec in specs]
+        ids = [m.id for m in members]
+        if len(set(ids)) < len(ids):
+            raise ConfigError(f"{self.params_path}: {where}.members: the same configuration twice ({ids}); "
+                              f"an ensemble's members are distinct models")
+        rid = "testdev-" + "--".join(ids)
+        run = self.runs.get(rid)
+        if run is None:
+            run = Run(rid, self.scale, {"members": [copy.deepcopy(m.spec) for m in members]},
+                      requires=["finetune"], upstream={f"member{i}": m for i, m in enumerate(ids, 1)},
+                      stage="testdev", seed=seed)
+            self.runs[rid] = run
+        return run
+
+    def _expand_released(self, base: dict) -> None:
+        """The runs evaluating params.yaml `released`: one per checkpoint (a manifest item), giving the
+        "released" value of the rows with its spec in the tables that `shows_released`."""
+        if not self.params["released"]:
+            return
+        from vitpose.download.manifest import load_manifest
+
+        manifest = load_manifest()
+        for item, over in self.params["released"].items():
+            if item not in manifest.items:
+                raise ConfigError(f"{self.params_path}: released.{item}: not an item of {manifest.path} (the "
+                                  f"released checkpoints are its manual weight items, e.g. vitpose-b)")
+            spec = deep_merge(base, over)
+            rid = f"released-{run_id(spec, base)}"
+            if rid in self.runs:
+                raise ConfigError(f"{self.params_path}: released.{item}: the same configuration as released."
+                                  f"{self.runs[rid].spec['released']} (run {rid})")
+            source = manifest.items[item].sources[0]
+            self._released_files[rid] = f"{self.scale_cfg['data_root']}/{manifest.items[item].dest}/" \
+                                        f"{source.place or source.name}"
+            run = Run(rid, self.scale, {**spec, "released": item}, param_keys=[f"released.{item}"],
+                      requires=["finetune"], stage="released", seed=self.seeds[0])
+            self.runs[rid] = run
+            for tname, table in self.params["tables"].items():
+                if not table["shows_released"]:
+                    continue
+                for rname, row in table["rows"].items():
+                    if "members" not in row and deep_merge(base, row) == spec:
+                        run.serves.append({"table": int(tname[len("table"):]), "row": rname})
+                        run.param_keys.append(dvc_param_key(tname, rname))
+                        self.released_rows.append({"table": run.serves[-1]["table"], "row": rname, "run": rid,
+                                                   "seed": None, "released": True,
+                                                   "checkpoint": self._released_files[rid]})
+
+    def released_checkpoint(self, run: Run) -> str | None:
+        """The checkpoint file a released run evaluates (its manifest item's place under data_root)."""
+        return self._released_files.get(run.id)
+
+    def downloaded_weights(self, run: Run) -> str | None:
+        """The weights file under data_root a run reads (a download, or a file placed by hand): a
+        finetuning run's released backbone initialisation, or a released run's checkpoint."""
+        if run.stage == "released":
+            return self.released_checkpoint(run)
+        return self.pretrained_checkpoint(run) if "pretrain" not in run.upstream else None
+
+    def released_in_place(self, run: Run) -> bool:
+        """Whether a released run's checkpoint is on disk now (`snakemake all` evaluates only those)."""
+        from vitpose.config import resolve_path
+
+        return resolve_path(self.released_checkpoint(run)).is_file()
+
+    def weights_command(self, path: str) -> str | None:
+        """The command (after `python`) that puts a weights file of `downloaded_weights` in place, or None
+        where none can: at a synthetic scale the released checkpoints are files a person (or a test)
+        saves there, in the released format."""
+        if self.scale_cfg["synthetic"] and path in self._released_files.values():
+            return None
+        return self.download_command(Path(path).stem)
+
+    def data_items(self, run: Run) -> list[str]:
+        """The data items (manifest names) the run's jobs read: its training sets; COCO val for an
+        evaluation-only run (a multi-dataset checkpoint is scored on COCO, through its COCO decoder),
+        plus test-dev for a submission; a pre-training set's sources."""
+        if run.stage == "testdev":
+            return ["coco", "coco-testdev"]
+        if run.stage == "released":
+            return ["coco"]
+        return list(run.spec["datasets"])
+
+    def server_scored(self) -> bool:
+        """Whether the COCO server can score this scale's test-dev submissions (real test-dev only): the
+        Table 10 targets then ask for the imported scores, else they stop at the submission."""
+        return not self.scale_cfg["synthetic"]
+
+    def reference_member(self, run: Run) -> Run:
+        """The member whose geometry a test-dev ensemble works at: the largest input (the first of
+        equals), like vitpose.engine.ensemble.EnsemblePoseModel; the others' heatmaps are resampled."""
+        members = [self.get(u) for u in run.upstream.values()]
+        sizes = [self.model_config(m.spec)["input_size"] for m in members]
+        return members[max(range(len(members)), key=lambda i: sizes[i][0] * sizes[i][1])]
 
     def pretrain_set(self, run: Run) -> str | None:
         """The MAE pre-training set whose run initialises this finetuning run, or None.
@@ -325,7 +490,7 @@ class Registry:
         if run is None:
             spec = {"model": model, "pretrain": pretrain_set, "datasets": list(PRETRAIN_SOURCES[pretrain_set])}
             req = ["mae_pretraining"] + (["vitae_g"] if model == "vitpose-g" else [])
-            run = Run(rid, self.scale, spec, requires=req, stage="pretrain")
+            run = Run(rid, self.scale, spec, requires=req, stage="pretrain", seed=self.seeds[0])
             self.runs[rid] = run
         return run
 
@@ -334,7 +499,7 @@ class Registry:
         run = self.runs.get(rid)
         if run is None:
             run = Run(rid, self.scale, copy.deepcopy(teacher.spec), requires=["distillation"], stage="token",
-                      upstream={"teacher": teacher.id})
+                      upstream={"teacher": teacher.id}, seed=teacher.seed)
             self.runs[rid] = run
         return run
 
@@ -389,7 +554,7 @@ class Registry:
     # -- jobs: kinds (workflow/kinds.py) applied to runs ------------------------------------------
     def kind_runs(self, kind: Kind) -> list[Run]:
         """The available runs that have a job of this kind."""
-        return [r for r in self.available_runs() if kind.applies(r)]
+        return [r for r in self.available_runs() if kind in run_kinds(r)]
 
     def job_inputs(self, kind: Kind, rid: str) -> dict[str, str]:
         """Named input files of the `kind` job of run `rid`: its config, data, own and upstream files."""
@@ -400,16 +565,15 @@ class Registry:
         if kind.data and run.stage == "pretrain":
             inputs["pretrain_index"] = self.pretrain_index(run.spec["pretrain"])
         elif kind.data:
-            inputs.update({f"data_{d}": self.data_marker(d) for d in run.spec["datasets"]})
-            pretrained = self.pretrained_checkpoint(run)
-            if pretrained and "pretrain" not in run.upstream:  # an upstream run's file: consumed below
-                inputs["pretrained"] = pretrained
+            inputs.update({f"data_{d.replace('-', '_')}": self.data_marker(d) for d in self.data_items(run)})
+            weights = self.downloaded_weights(run)  # an upstream run's file is consumed below instead
+            if weights:
+                inputs["pretrained" if run.stage == "finetune" else "weights"] = weights
         for name in kind.needs:
-            inputs[Path(name).stem] = run.file(name)
+            inputs[FILE_KEYS.get(name, Path(name).stem)] = run.file(name)
         roles = kind.upstream(self, run)
-        for role, name in kind.consumes.items():
-            if role in roles:
-                inputs[role] = self.get(roles[role]).file(name)
+        for role, name in kind.consumed(roles).items():
+            inputs[role] = self.get(roles[role]).file(name)
         return inputs
 
     def job_outputs(self, kind: Kind, rid: str) -> list[str]:
@@ -420,17 +584,60 @@ class Registry:
         run = self.get(rid)
         if kind.module is None:
             return f"-m workflow.registry resolve {rid} --scale {self.scale} --out {run.config}"
-        names = {Path(v).stem: run.file(v) for v in RUN_FILES.values()}
-        extra = kind.args.format(**names)
+        extra = kind.args.format(**self.named_paths(run))
         return f"-m {kind.module} --config {run.config}" + (f" {extra}" if extra else "")
+
+    def manual_instructions(self, kind: Kind, rid: str) -> str:
+        """What a person does for a manual job of run `rid` (workflow/kinds.py `Kind.manual`)."""
+        run = self.get(rid)
+        text = kind.manual.format(**self.named_paths(run))
+        if run.stage == "testdev" and not self.server_scored():
+            text += (f"; but scale {self.scale!r} is synthetic: its test-dev is a generated stand-in that no "
+                     f"server can score, so this step exists only at real-data scales")
+        return text
+
+    def named_paths(self, run: Run) -> dict[str, str]:
+        """The paths a job's arguments name (`Kind.args`, `Kind.manual`): the run's files by RUN_FILES key
+        (`{benchmark}`, `{testdev_zip}`), its data items' files as `{<item>_<file>}` (`{coco_testdev_det_file}`)
+        and its downloaded weights (`{weights}`)."""
+        names = {key: run.file(key) for key in RUN_FILES}
+        for item in self.data_items(run):
+            names.update({f"{item.replace('-', '_')}_{key}": f"{self.data_dir(item)}/{rel}"
+                          for key, rel in DATASET_FILES.get(item, {}).items()})
+        weights = self.downloaded_weights(run)
+        if weights:
+            names["weights"] = weights
+        return names
 
     def jobs(self) -> list[tuple[Kind, Run]]:
         """Every (kind, run) job of the available runs, upstream runs first."""
-        return [(k, r) for r in self.available_runs() for k in job_kinds() if k.applies(r)]
+        return [(k, r) for r in self.available_runs() for k in run_kinds(r)]
 
     def table_plan(self) -> list[dict]:
-        """What every table row needs: for the report stage (missing cells say why)."""
-        return [dict(row, unavailable=self.runs[row["run"]].missing) for row in self.rows]
+        """What every table row needs: for the report stage (missing cells say why). The released
+        checkpoints' entries (`"released": True`) give the rows' "released" values."""
+        return [dict(row, unavailable=self.runs[row["run"]].missing) for row in self.rows + self.released_rows]
+
+    def figure3_run(self) -> Run | None:
+        """The run whose val predictions Figure 3 draws (FIGURE3_ROW, first seed), if it can be produced."""
+        rid = next((r["run"] for r in self.rows
+                    if (r["table"], r["row"]) == (FIGURE3_ROW["table"], FIGURE3_ROW["row"])), None)
+        run = self.runs.get(rid) if rid else None
+        return run if run is not None and not run.missing else None
+
+    def table_files(self, table: int) -> list[str]:
+        """The files a table's target asks for, of the runs that can be produced: every run's
+        metrics.json, except a test-dev submission's where no server can score it (its submission
+        record instead), and a released checkpoint's only once the checkpoint is in place."""
+        out = []
+        for run in self.table_runs(table):
+            if run.missing:
+                continue
+            scored = run.stage != "testdev" or self.server_scored()
+            out.append(run.metrics if scored else run.file("testdev_record"))
+        out += [self.get(r["run"]).metrics for r in self.released_rows
+                if r["table"] == table and self.released_in_place(self.get(r["run"]))]
+        return list(dict.fromkeys(out))
 
     def hyperparameters(self) -> dict:
         """Table 1 as used at this scale: the paper's values with this scale's overrides applied."""
@@ -447,16 +654,22 @@ class Registry:
     def describe(self, rid: str) -> str:
         """One line in the paper's terms plus the schedule actually used (shown by Snakemake jobs)."""
         cfg = self.run_config(rid, validate=False)
-        spec, tr = cfg["spec"], cfg["train"]
+        spec, tr = cfg["spec"], cfg.get("train")
         if self.get(rid).stage == "pretrain":
             return self._describe_pretrain(rid, cfg)
         if self.get(rid).stage == "token":
             return self._describe_token(rid, cfg)
+        if self.get(rid).stage == "testdev":
+            return self._describe_testdev(rid, cfg)
         arch = cfg["model"]["arch"]
         model = spec["model"] if arch == spec["model"] else f"{spec['model']} (as {arch})"
-        bits = [model, f"{spec['decoder']} decoder", spec["input"], f"1/{16 // spec['ratio']} features"]
+        used = "x".join(map(str, cfg["model"]["input_size"]))
+        shown = spec["input"] if used == spec["input"] else f"{spec['input']} (as {used} at this scale)"
+        bits = [model, f"{spec['decoder']} decoder", shown, f"1/{16 // spec['ratio']} features"]
         if spec["attention"] != "full":
+            win = "x".join(map(str, cfg["model"]["window_size"]))
             bits.append(f"{spec['attention']} attention {spec['window']}"
+                        + ("" if win == spec["window"] else f" (as {win})")
                         + "".join(f" +{k}" for k in ("shift", "pool") if spec[k]))
         if spec["freeze"] != "none":
             bits.append(f"{spec['freeze']} frozen")
@@ -473,10 +686,29 @@ class Registry:
             teacher = up.get("teacher") or self.get(up["token"]).upstream["teacher"]
             bits.append(f"{kinds} distillation from teacher {teacher}"
                         + (f" (token of run {up['token']})" if "token" in up else ""))
+        if self.get(rid).stage == "released":
+            # What the file holds (as the authors trained it) and what runs here: only the evaluation.
+            line = ", ".join(bits[:4] + [f"trained by the authors on {'+'.join(spec['datasets'])}"])
+            return (f"the authors' released checkpoint {spec['released']} "
+                    f"({self.released_checkpoint(self.get(rid))}): {line}; evaluated here on COCO val (detected "
+                    f"boxes, flip test{', its COCO decoder' if len(spec['datasets']) > 1 else ''})")
         bits.append(f"{tr['epochs']} epochs, batch {tr['batch_size']}, lr {tr['lr']:g}, seed {cfg['seed']}")
         line = ", ".join(bits)
         missing = self.get(rid).missing
         return f"{line} [UNAVAILABLE: {missing}]" if missing else line
+
+    def _describe_testdev(self, rid: str, cfg: dict) -> str:
+        run = self.get(rid)
+        members = list(run.upstream.values())
+        size = "x".join(map(str, cfg["model"]["input_size"]))
+        what = (f"model of run {members[0]}" if len(members) == 1 else
+                f"ensemble of {len(members)} models (runs {', '.join(members)}; each on its own input size, "
+                f"heatmaps resampled to the largest member's and averaged)")
+        server = ("the COCO server scores it (upload and score import: manual steps)" if self.server_scored()
+                  else "synthetic test-dev: no server can score it, the DAG stops at the submission")
+        line = (f"COCO test-dev submission of the {what}, crops at {size}, flip test; COCO val scored here; "
+                f"{server}")
+        return f"{line} [UNAVAILABLE: {run.missing}]" if run.missing else line
 
     def _describe_token(self, rid: str, cfg: dict) -> str:
         tr, run = cfg["train"], self.get(rid)
@@ -513,7 +745,10 @@ class Registry:
         if ratios is not None and name not in ratios:
             raise ConfigError(f"{self.params_path}: multi_dataset.ratios: no ratio for dataset {name!r} "
                               f"(give one for every dataset a run trains on, or ratios: null)")
-        d = {"dataset": name, "root": root, "keypoints": name, "sigma": ev["sigma"],
+        # The target Gaussian is in heatmap pixels: it shrinks with the geometry (scales.<s>.input_scale)
+        # so that it keeps its width relative to the person (sigma 2 at 64x48 heatmaps is 1 at 32x24).
+        sigma = ev["sigma"] * self.scale_cfg["input_scale"]
+        d = {"dataset": name, "root": root, "keypoints": name, "sigma": sigma,
              "use_gt_boxes_for_eval": ev["boxes"] == "gt" if name == "coco" else True,
              "num_workers": num_workers, "ratio": None if ratios is None else ratios[name]}
         d.update({k: f"{root}/{v}" for k, v in DATASET_FILES[name].items()})
@@ -532,7 +767,8 @@ class Registry:
         cmd = f"-m stages.download {item} --scale {mode} --data-root {sc['data_root']}"
         synth = sc.get("synthetic_data")
         if sc["synthetic"] and synth:
-            cmd += f" --seed {synth['seed']} --num-train {synth['num_train']} --num-val {synth['num_val']}"
+            counts = {**synth, **(synth.get("datasets") or {}).get(item, {})}
+            cmd += f" --seed {synth['seed']} --num-train {counts['num_train']} --num-val {counts['num_val']}"
         if not sc["synthetic"]:
             if not sc["download"]:
                 cmd += " --in-place"
@@ -585,17 +821,22 @@ class Registry:
             return f"{self.scale_cfg['data_root']}/weights/{MAE_CHECKPOINTS[spec['model']]}"
         return None
 
-    def model_config(self, spec: dict) -> dict:
+    def model_config(self, spec: dict, geometry: bool = True) -> dict:
+        """The model section of a run of `spec`; `geometry`: apply the scale's `input_scale` to the
+        input and window sizes (table rows; not the MAE pre-training input, which a scale sets itself)."""
         model = spec["model"]
         hp = self.params["hyperparameters"][model]
         standin = self.scale_cfg["models"].get(model, {"arch": model})
+        factor = self.scale_cfg["input_scale"] if geometry else 1
+        stride = RESNET_STRIDE if model.startswith("resnet") else PATCH_SIZE // spec["ratio"]
+        input_size, window_size = scaled_geometry(spec, factor, stride)
         cfg = {
             "arch": standin["arch"],
             "decoder": spec["decoder"],
-            "input_size": size_tuple(spec["input"]),
+            "input_size": input_size,
             "ratio": spec["ratio"],
             "attention": spec["attention"],
-            "window_size": size_tuple(spec["window"]),
+            "window_size": window_size,
             "shift": spec["shift"],
             "pool": spec["pool"],
             "freeze": None if spec["freeze"] == "none" else spec["freeze"],
@@ -625,9 +866,11 @@ class Registry:
         return cached
 
     def validate_runs(self) -> None:
-        """Resolve every producible run now, so an impossible value fails before any job starts."""
+        """Resolve every producible run now, so an impossible value fails before any job starts (and
+        check that no two of its jobs write one file: `workflow.kinds.run_kinds`)."""
         for run in self.available_runs():
             self.resolve(run.id)
+            run_kinds(run)
 
     def run_config(self, rid: str, validate: bool = True) -> dict:
         """The resolved configuration handed to the stages (canonical form; what config.json holds)."""
@@ -666,12 +909,12 @@ class Registry:
         spec, pt = run.spec, self.pretraining_recipe()
         model = self.model_config(deep_merge(self.params["baseline"], {
             "model": spec["model"], "input": pt["input"], "ratio": 1, "attention": "full",
-            "shift": False, "pool": False, "freeze": "none", "decoder": "classic"}))
+            "shift": False, "pool": False, "freeze": "none", "decoder": "classic"}), geometry=False)
         model["drop_path_rate"] = pt["drop_path_rate"]
         over = self.scale_cfg["train"]
         cfg = {
             "run": run.id, "scale": self.scale, "synthetic": self.scale_cfg["synthetic"],
-            "seed": self.params["seed"], "serves": [], "spec": spec,
+            "seed": run.seed, "serves": [], "spec": spec,
             "paths": {"result_dir": run.result_dir, "work_dir": run.work_dir},
             "upstream": {}, "pretrained": None, "model": model,
             "train": {
@@ -739,6 +982,10 @@ class Registry:
             return self._raw_pretrain_config(run)
         if run.stage == "token":
             return self._raw_token_config(run)
+        if run.stage == "testdev":  # the ensemble works at its largest member's geometry
+            return self._raw_eval_config(run, self.model_config(self.reference_member(run).spec))
+        if run.stage == "released":
+            return self._raw_eval_config(run, self.model_config(run.spec))
         cfg = self._raw_finetune_config(run)
         d = run.spec["distill"]
         if d["heatmap"] or d["token"]:
@@ -755,7 +1002,7 @@ class Registry:
 
     def _raw_finetune_config(self, run: Run) -> dict:
         rid = run.id
-        spec, sched, ev = run.spec, self.params["schedule"], self.params["evaluation"]
+        spec, sched = run.spec, self.params["schedule"]
         hp = self.params["hyperparameters"][spec["model"]]
         over = self.scale_cfg["train"]
         epochs = over.get("epochs", sched["epochs"])
@@ -770,7 +1017,7 @@ class Registry:
             "run": rid,
             "scale": self.scale,
             "synthetic": self.scale_cfg["synthetic"],
-            "seed": self.params["seed"],
+            "seed": run.seed,
             "serves": run.serves,
             "spec": spec,
             "paths": {"result_dir": run.result_dir, "work_dir": run.work_dir},
@@ -793,14 +1040,32 @@ class Registry:
                 "grad_clip": sched["grad_clip"],
                 "precision": spec["precision"],
                 "checkpoint_every_iters": over["checkpoint_every_iters"],
+                "val_every_epochs": self.scale_cfg["eval"]["every_epochs"],
+                "activation_checkpointing": over["activation_checkpointing"],
             },
-            "eval": {
-                "flip_test": ev["flip_test"],
-                "batch_size": self.scale_cfg["eval"]["batch_size"],
-                "nms_threshold": ev["nms_threshold"],
-                "rescore_threshold": ev["rescore_threshold"],
-            },
+            "eval": self._eval_section(),
             "benchmark": dict(self.scale_cfg["benchmark"]),
+        }
+        if run.missing:
+            cfg["unavailable"] = run.missing
+        return cfg
+
+    def _eval_section(self) -> dict:
+        """The evaluation protocol (params.yaml `evaluation`) at this scale's batch size."""
+        ev = self.params["evaluation"]
+        return {"flip_test": ev["flip_test"], "batch_size": self.scale_cfg["eval"]["batch_size"],
+                "nms_threshold": ev["nms_threshold"], "rescore_threshold": ev["rescore_threshold"]}
+
+    def _raw_eval_config(self, run: Run, model: dict) -> dict:
+        """An evaluation-only run (a released checkpoint, a test-dev submission): `model` on COCO val
+        with the paper's protocol. Nothing is trained: no train, pretrained or benchmark settings."""
+        cfg = {
+            "run": run.id, "scale": self.scale, "synthetic": self.scale_cfg["synthetic"], "seed": run.seed,
+            "serves": run.serves, "spec": run.spec,
+            "paths": {"result_dir": run.result_dir, "work_dir": run.work_dir},
+            "upstream": dict(run.upstream), "pretrained": None, "model": model,
+            "data": self.data_config("coco", self.scale_cfg["train"]["num_workers"]), "extra_data": [],
+            "eval": self._eval_section(),
         }
         if run.missing:
             cfg["unavailable"] = run.missing
@@ -829,16 +1094,15 @@ def hyperparameters(params_path: str | Path = PARAMS, scale: str | None = None) 
 def _plan_jobs(reg: Registry, run: Run, indent: str) -> list[str]:
     """The jobs of one run, one line each, with their data and upstream edges."""
     out = []
-    for kind in job_kinds():
-        if not kind.applies(run):
-            continue
+    for kind in run_kinds(run):
         ins = reg.job_inputs(kind, run.id)
-        edges = [f"{role} run {reg.get(up).id}" for role, up in kind.upstream(reg, run).items()
-                 if role in kind.consumes]
+        roles = kind.upstream(reg, run)
+        edges = [f"{role} run {roles[role]}" for role in kind.consumed(roles)]
         data = [Path(v).parent.name for k, v in ins.items() if k.startswith("data_")]
         bits = [f"data {'+'.join(data)}"] if data else []
         bits += [f"images {ins['pretrain_index']}"] if "pretrain_index" in ins else []
         bits += ["pre-trained weights " + ins["pretrained"]] if "pretrained" in ins else []
+        bits += ["released weights " + ins["weights"]] if "weights" in ins else []
         bits += [f"after {e}" for e in edges]
         tail = f" [{'; '.join(bits)}]" if bits else ""
         out.append(f"{indent}{kind.name}: {kind.words}{tail} -> "
@@ -871,6 +1135,18 @@ def plan_text(reg: Registry, table: int | None = None) -> str:
                                f"[data {'+'.join(PRETRAIN_SOURCES[pset])}] -> {reg.pretrain_index(pset)}")
                 out += _plan_jobs(reg, up, "      ")
             out += _plan_jobs(reg, run, "    ")
+        for row in (r for r in reg.released_rows if r["table"] == n):
+            run = reg.get(row["run"])
+            out.append(f"  row {row['row']!r}, released value -> run {run.id}")
+            out.append(f"    {reg.describe(run.id)}")
+            out += _plan_jobs(reg, run, "    ")
+        out.append("")
+    unserved = [r for r in reg.runs.values() if r.stage == "released" and not r.serves]
+    if table is None and unserved:
+        out.append(f"Released checkpoints of no table row ({reg.scale} scale; `snakemake released`)")
+        for run in unserved:
+            out.append(f"  run {run.id}: {reg.describe(run.id)}")
+            out += _plan_jobs(reg, run, "    ")
         out.append("")
     return "\n".join(out)
 
@@ -887,6 +1163,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="plan: the table plan as JSON (the report's input)")
     ap.add_argument("--out", help="resolve: the config.json to write; unavailable: where to write the record")
     ap.add_argument("--fail", action="store_true", help="unavailable: exit 2 after saying why")
+    ap.add_argument("--cost", action="store_true",
+                    help="plan: GPU-hours per run and table, disk and missing manual downloads (workflow/cost.py)")
+    ap.add_argument("--gpu", default="a100", help="plan --cost: the GPU type of workflow/cost.yaml (default a100)")
+    ap.add_argument("--train-images-per-s", type=float, default=None,
+                    help="plan --cost: ViTPose-B 256x192 training images/s of one GPU (instead of cost.yaml's)")
+    ap.add_argument("--infer-images-per-s", type=float, default=None,
+                    help="plan --cost: ViTPose-B 256x192 inference images/s of one GPU (instead of cost.yaml's)")
     args = ap.parse_args(argv)
     try:
         reg = load_registry(args.params, args.scale)
@@ -919,6 +1202,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{run.id}: {run.missing}", file=sys.stderr)
         elif args.json:
             print(json.dumps(reg.table_plan(), indent=2))
+        elif args.cost:
+            from workflow.cost import cost_text
+
+            print(cost_text(reg, args.gpu, args.table, args.train_images_per_s, args.infer_images_per_s), end="")
         else:
             print(plan_text(reg, args.table))
     except UserError as e:

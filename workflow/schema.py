@@ -177,20 +177,38 @@ SCALE = Mapping(
         # require the full datasets' exact counts (the paper scale; false accepts a subset).
         "download": BOOL,
         "exact_counts": BOOL,
+        # datasets: other counts for some datasets (e.g. smaller AIC / MPII / CrowdPose stand-ins, so that
+        # a multi-dataset epoch is not several times a COCO one)
         "synthetic_data": Mapping({"seed": number(0, integer=True), "num_train": number(1, integer=True),
-                                   "num_val": number(1, integer=True)}),
+                                   "num_val": number(1, integer=True),
+                                   "datasets": Mapping(values=Mapping({"num_train": number(1, integer=True),
+                                                                       "num_val": number(1, integer=True)}))}),
         "models": Mapping(values=MODEL_STANDIN),
+        # The geometry at this scale: every row's input size x this factor (rounded to the backbone's
+        # feature stride), its attention window and the UDP target sigma (heatmap pixels) x the same
+        # factor, so windows keep their relation to the token grid and the targets their width relative
+        # to the person. 1: the paper's sizes. Run ids and tables keep the paper's sizes.
+        "input_scale": number(0, 1, lo_open=True),
         "train": Mapping({
             "epochs": number(1, integer=True),
             "batch_size": number(1, integer=True),
             "lr": number(0, lo_open=True),
             "warmup_iters": number(0, integer=True),
             "num_workers": number(0, integer=True),
+            # Recompute each block's activations in the backward pass instead of storing them: same
+            # results, most activation memory saved, about 30% more compute (a resource switch).
+            "activation_checkpointing": BOOL,
             "checkpoint_every_iters": Check("an integer >= 1 or null",
                                             lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)
                                                                     and v >= 1)),
-        }, defaults={"num_workers": 4, "checkpoint_every_iters": None}),
-        "eval": Mapping({"batch_size": number(1, integer=True)}),
+        }, defaults={"num_workers": 4, "checkpoint_every_iters": None, "activation_checkpointing": False}),
+        # every_epochs: score the model on val every N epochs during training (the AP points of the
+        # training curve; the released configs use 10); null: only the final evaluation.
+        "eval": Mapping({"batch_size": number(1, integer=True),
+                         "every_epochs": Check("an integer >= 1 or null",
+                                               lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)
+                                                                       and v >= 1))},
+                        defaults={"every_epochs": None}),
         "benchmark": Mapping({"batch": number(1, integer=True), "iters": number(1, integer=True),
                               "warmup": number(0, integer=True)}),
         # How ViTs whose pretrain is imagenet-1k are initialised: released (the MAE authors' weights, as
@@ -201,18 +219,28 @@ SCALE = Mapping(
     },
     required=("synthetic", "data_root", "models", "train", "eval", "benchmark"),
     defaults={"download": True, "exact_counts": True, "imagenet_init": "released", "pretraining": {},
+              "input_scale": 1,
               "distillation": {},
               "description": ""},
 )
 
-TABLE = Mapping({"title": STR, "studies": STR,
-                 "rows": Mapping(values=Mapping({**ROW_FIELDS, "distill": ROW_DISTILL}))},
-                required=("title", "rows"))
+ROW = Mapping({**ROW_FIELDS, "distill": ROW_DISTILL})
+# test_dev: the table's rows are COCO test-dev submissions (Table 10): a row is the model of its spec,
+# or, with `members`, the ensemble of its member specs (each merged into the baseline like a row).
+# shows_released: the table shows the authors' released checkpoints (top-level `released`) evaluated
+# here beside ours, on the rows whose spec they have.
+TABLE = Mapping({"title": STR, "studies": STR, "test_dev": BOOL, "shows_released": BOOL,
+                 "rows": Mapping(values=Mapping({**ROW.fields, "members": ListOf(ROW, min_len=2)}))},
+                required=("title", "rows"), defaults={"test_dev": False, "shows_released": False})
 
 SCHEMA = Mapping(
     {
         "scale": STR,
-        "seed": number(0, integer=True),
+        # Seed repeats: every table row runs once per seed (data order, augmentation, init); tables
+        # show mean ± std over the seeds whose runs finished. The first seed's runs keep plain ids.
+        "seeds": Check("a list of distinct integers >= 0, at least one",
+                       lambda v: isinstance(v, list) and len(v) >= 1 and len(set(v)) == len(v) and all(
+                           isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in v)),
         "baseline": Mapping(ROW_FIELDS, required=tuple(ROW_FIELDS)),
         "hyperparameters": Mapping(values=HYPER),
         "schedule": Mapping({
@@ -242,11 +270,14 @@ SCHEMA = Mapping(
         "distillation": DISTILLATION,
         "scales": Mapping(values=SCALE),
         "tables": Mapping(values=TABLE),
+        # The authors' released checkpoints evaluated here (Tables 2 and 9 "released"): manifest item
+        # name (vitpose/download/manifest.yaml) -> what it holds, in paper terms like a row's spec.
+        "released": Mapping(values=ROW),
     },
-    required=("scale", "seed", "baseline", "hyperparameters", "schedule", "evaluation", "pretraining",
+    required=("scale", "seeds", "baseline", "hyperparameters", "schedule", "evaluation", "pretraining",
               "distillation",
               "scales", "tables"),
-    defaults={"multi_dataset": {"ratios": None}},
+    defaults={"multi_dataset": {"ratios": None}, "released": {}},
 )
 
 
@@ -300,10 +331,15 @@ def _check_consistency(params: dict, where: str) -> None:
         if not re.fullmatch(r"table(10|[1-9])", tname):
             raise ConfigError(f"{where}: tables.{tname}: expected a table name table1 .. table10")
         for rname, row in table["rows"].items():
-            models_used.add(row.get("model", params["baseline"]["model"]))
-            teacher = row.get("distill", {}).get("teacher", "none")
-            if teacher != "none":
-                models_used.add(teacher)
+            if "members" in row and (len(row) > 1 or not table["test_dev"]):
+                raise ConfigError(f"{where}: tables.{tname}.rows.{rname}.members: an ensemble's members are "
+                                  f"the whole row (no other key beside them) and only in a test_dev table")
+            for spec in row.get("members", [row]):
+                models_used.add(spec.get("model", params["baseline"]["model"]))
+                teacher = spec.get("distill", {}).get("teacher", "none")
+                if teacher != "none":
+                    models_used.add(teacher)
+    models_used |= {spec.get("model", params["baseline"]["model"]) for spec in params["released"].values()}
     for m in sorted(models_used):
         if m not in params["hyperparameters"]:
             raise ConfigError(f"{where}: hyperparameters: missing an entry for model '{m}', "

@@ -15,7 +15,8 @@ from workflow.kinds import Kind, register
 
 
 def _applies(run) -> bool:
-    return run.spec["model"] == "vitpose-b" and any(s["table"] == 2 for s in run.serves)
+    # Only trained runs have a spec with a model (a test-dev run's spec is its members').
+    return run.stage == "finetune" and run.spec["model"] == "vitpose-b" and any(s["table"] == 2 for s in run.serves)
 
 
 def _teacher(registry, run) -> dict[str, str]:

@@ -157,6 +157,24 @@ def validate_coco_detections(root: Path, options: Mapping[str, Any]) -> Counts:
     return counts
 
 
+def validate_coco_image_list(root: Path, options: Mapping[str, Any]) -> Counts:
+    """A COCO image list without annotations (test-dev's `image_info_test-dev2017.json`): images with id
+    and file_name, none repeated, every one present on disk; a file holding annotations is refused.
+
+    options: ``file`` (relative to root), ``images`` (the image directory), ``split`` (the count's name).
+    Counts: ``<split>_images``.
+    """
+    path = root / options["file"]
+    data = _load_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list) or not data["images"]:
+        raise DataError(f"{path}: expected a COCO image list (an object with a non-empty `images` list)")
+    if data.get("annotations"):
+        raise DataError(f"{path}: holds annotations; expected an image list without them (test-dev's)")
+    _check_coco_file(path, {**data, "annotations": []}, {})
+    _check_images_present(path, root / options["images"], [im["file_name"] for im in data["images"]])
+    return {f"{options.get('split', 'list')}_images": len(data["images"])}
+
+
 def validate_mpii(root: Path, options: Mapping[str, Any]) -> Counts:
     """MPII in the OpenMMLab JSON layout: lists of ``{image, joints, joints_vis, center, scale}``.
 
@@ -239,6 +257,7 @@ def validate_imagenet(root: Path, options: Mapping[str, Any]) -> Counts:
 VALIDATORS: dict[str, Validator] = {
     "coco_keypoints": validate_coco_keypoints,
     "coco_detections": validate_coco_detections,
+    "coco_image_list": validate_coco_image_list,
     "mpii": validate_mpii,
     "torch_checkpoint": validate_torch_checkpoint,
     "imagenet": validate_imagenet,

@@ -102,6 +102,9 @@ class TokenObjective(HeatmapObjective):
             "iterations": summary["iterations"], "epochs": cfg.train.epochs,
             "final_loss": summary["final_loss"], "train_time_s": summary["train_time_s"]})
 
+    def validate(self, model: nn.Module, cfg: RunConfig, out_dir: Path) -> dict[str, float] | None:
+        return None  # the trained module is a token, not a pose model: nothing to score on its own
+
 
 class DistillObjective(HeatmapObjective):
     """Eq. 4 / 6: the student's ground-truth loss, plus the teacher's heatmaps, with or without the token

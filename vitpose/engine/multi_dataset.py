@@ -89,10 +89,12 @@ def sampling_ratios(cfg: RunConfig) -> list[float] | None:
 def build_multi_model_for_training(cfg: RunConfig) -> MultiDatasetPoseModel:
     """The shared backbone + one decoder per dataset, initialised from `cfg.pretrained` when given
     (an MAE file sets the backbone; a ViTPose file every matching weight: a released single-dataset
-    checkpoint the backbone and decoder 0, a model_multi.pth every decoder)."""
-    from vitpose.engine.objective import init_from_pretrained
+    checkpoint the backbone and decoder 0, a model_multi.pth every decoder); activation checkpointing
+    as `train.activation_checkpointing` says."""
+    from vitpose.engine.objective import apply_activation_checkpointing, init_from_pretrained
 
-    return init_from_pretrained(build_multi_model(cfg.model, dataset_keypoints(cfg), dataset_names(cfg)), cfg)
+    model = init_from_pretrained(build_multi_model(cfg.model, dataset_keypoints(cfg), dataset_names(cfg)), cfg)
+    return apply_activation_checkpointing(model, cfg)
 
 
 def build_multi_train_dataset(cfg: RunConfig):

@@ -34,7 +34,7 @@ from vitpose.config import RunConfig, resolve_path
 from vitpose.engine.loss import keypoint_mse_loss
 from vitpose.engine.optim import build_optimizer
 from vitpose.engine.schedule import build_cosine_scheduler, build_scheduler
-from vitpose.utils.errors import CheckpointError
+from vitpose.utils.errors import CheckpointError, ConfigError
 
 
 @dataclass
@@ -127,6 +127,12 @@ class Objective:
         """Data loader processes of the training data."""
         return cfg.data.num_workers
 
+    def validate(self, model: nn.Module, cfg: RunConfig, out_dir: Path) -> dict[str, float] | None:
+        """Val scores of the model being trained (for the training curve), or None when the objective
+        has no val metric (MAE, the knowledge token). Called on rank 0 between epochs
+        (`train.val_every_epochs`); scratch files go to `out_dir`."""
+        return None
+
 
 # ---------------------------------------------------------------------------------------- heatmaps
 def build_train_dataset(cfg: RunConfig):
@@ -147,10 +153,23 @@ def build_train_dataset(cfg: RunConfig):
 
 
 def build_model_for_training(cfg: RunConfig) -> nn.Module:
-    """The configured model, initialised from `cfg.pretrained` when given."""
+    """The configured model, initialised from `cfg.pretrained` when given, with activation
+    checkpointing when `train.activation_checkpointing`."""
     from vitpose.models import build_model
 
-    return init_from_pretrained(build_model(cfg.model), cfg)
+    return apply_activation_checkpointing(init_from_pretrained(build_model(cfg.model), cfg), cfg)
+
+
+def apply_activation_checkpointing(model: nn.Module, cfg: RunConfig) -> nn.Module:
+    """Switch the backbone's activation checkpointing on when `train.activation_checkpointing`
+    (backbones with timm's `set_grad_checkpointing`: ViT, ResNet); returns `model`."""
+    if cfg.train.activation_checkpointing:
+        backbone = getattr(model, "backbone", None)
+        if not hasattr(backbone, "set_grad_checkpointing"):
+            raise ConfigError(f"train.activation_checkpointing: the {cfg.model.arch} backbone does not "
+                              f"support activation checkpointing; set it to false")
+        backbone.set_grad_checkpointing(True)
+    return model
 
 
 def init_from_pretrained(model: nn.Module, cfg: RunConfig) -> nn.Module:
@@ -202,3 +221,11 @@ class HeatmapObjective(Objective):
 
     def export(self, model: nn.Module, path: Path, cfg: RunConfig, summary: dict) -> None:
         export_checkpoint(model, path, cfg, summary)
+
+    def validate(self, model: nn.Module, cfg: RunConfig, out_dir: Path) -> dict[str, float] | None:
+        """COCO AP and AR on the run's val split with the evaluation protocol of `stages.evaluate`
+        (the primary dataset's decoder for a multi-dataset model; a student with its token)."""
+        from vitpose.engine.inference import evaluate
+
+        metrics = evaluate(cfg, None, out_dir, progress=False, model=model)
+        return {"AP": metrics["AP"], "AR": metrics["AR"]}

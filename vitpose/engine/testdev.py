@@ -10,13 +10,13 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from vitpose.config import RunConfig
+from vitpose.config import RUN_FILES, RunConfig
 from vitpose.engine.ensemble import load_ensemble
 from vitpose.engine.inference import evaluate, inference_device, predict
 from vitpose.evaluation.testdev import DEFAULT_NAME, TopDownTestDevDataset, write_submission
 from vitpose.utils.errors import ConfigError
 
-VAL_RESULTS_FILE = "val_results_keypoints.json"
+VAL_RESULTS_FILE = RUN_FILES["val_keypoints"]
 
 
 def submit_testdev(
@@ -37,8 +37,8 @@ def submit_testdev(
     """
     ensemble = load_ensemble(checkpoints)
     if ensemble.cfg.input_size != cfg.model.input_size:
-        raise ConfigError(f"run {cfg.run}: model.input_size is {cfg.model.input_size}, but the members' is "
-                          f"{ensemble.cfg.input_size} ({checkpoints[0]})")
+        raise ConfigError(f"run {cfg.run}: model.input_size is {cfg.model.input_size}, but the models' (the "
+                          f"largest member's) is {ensemble.cfg.input_size} ({', '.join(map(str, checkpoints))})")
     testdev = TopDownTestDevDataset(image_info, images, det_file, ensemble.cfg.input_size,
                                     ensemble.cfg.heatmap_size)
     # Table 10 is COCO's: datasets a member was also trained on (AIC) play no part in its evaluation.

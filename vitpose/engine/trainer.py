@@ -9,8 +9,9 @@ time, plus the objective's extra scalars).
 
 The loop in parts (`Trainer`): `setup` (device, precision, modules, data, optimizer, schedule),
 `resume` (restore `last.pth`, trim the log), `run` → `train_epoch` → `step` (one optimizer step),
-`save` (at epoch ends every `checkpoint_every_epochs`, every `checkpoint_every_iters` iterations, and
-when stopped) and `export` (the objective's final file).
+`validate` (every `val_every_epochs` epochs: the objective's val scores, logged as `val_<metric>`
+records of the log), `save` (at epoch ends every `checkpoint_every_epochs`, every
+`checkpoint_every_iters` iterations, and when stopped) and `export` (the objective's final file).
 
 Exact resume. The data order is a DistributedSampler permutation seeded with seed + epoch and each
 sample's augmentation is drawn from (seed, epoch, index) (vitpose/data/loader.py), so the batches of
@@ -42,7 +43,8 @@ from tqdm import tqdm
 from vitpose.config import RunConfig, config_hash
 from vitpose.data.loader import build_dataloader
 from vitpose.engine import distributed as D
-from vitpose.engine.checkpoint import RESUME_HINT, load_state, restore_rng_state, save_state
+from vitpose.engine.checkpoint import (RESUME_HINT, capture_rng_state, load_state, restore_rng_state,
+                                       save_state)
 from vitpose.engine.objective import (  # noqa: F401 - re-exported: the trainer's public names
     HeatmapObjective,
     Models,
@@ -90,11 +92,13 @@ def train_device(local_rank: int = 0) -> torch.device:
 
 
 def state_hash(cfg: RunConfig) -> str:
-    """The configuration a training state belongs to: the config hash without the save cadence
-    `train.checkpoint_every_iters`, which does not change the weights (so it may change between the
-    segments of a run — and states written before the key existed still resume)."""
+    """The configuration a training state belongs to: the config hash without the save and validation
+    cadences `train.checkpoint_every_iters` and `train.val_every_epochs` and the memory switch
+    `train.activation_checkpointing`, which do not change the weights (so they may change between the segments of a run — and states written before the keys
+    existed still resume)."""
     d = cfg.to_dict()
-    d.get("train", {}).pop("checkpoint_every_iters", None)
+    for key in ("checkpoint_every_iters", "val_every_epochs", "activation_checkpointing"):
+        d.get("train", {}).pop(key, None)
     return config_hash(d)
 
 
@@ -393,6 +397,31 @@ class Trainer:
         self.final_loss, self.t_log = mean_loss, now
         self.interval.reset()
 
+    def validate(self, epoch: int) -> None:
+        """Score the model on the val split after `epoch` (rank 0; the others wait) and log it.
+
+        Runs before the epoch's save: a job killed during validation resumes from an earlier state,
+        replays the epoch and validates again, so every due validation ends up in the log. The last
+        epoch is not validated here: `stages.evaluate` scores the final weights."""
+        every = self.cfg.train.val_every_epochs
+        if every is None or (epoch + 1) % every or epoch + 1 == self.cfg.train.epochs:
+            return
+        if self.main:
+            t0 = time.time()
+            # Validation must not shift the training's random streams (its data loader draws a seed
+            # from the global RNG): the weights are those of a run without validation.
+            rng = capture_rng_state()
+            try:
+                scores = self.objective.validate(self.s.modules.model, self.cfg, self.work_dir / "val")
+            finally:
+                restore_rng_state(rng)
+            if scores is not None:
+                self.log.write({"iter": self.iteration, "epoch": epoch,
+                                **{f"val_{k}": v for k, v in scores.items()},
+                                "val_time_s": round(time.time() - t0, 3)})
+            self.s.modules.model.train()
+        D.barrier()
+
     def train_epoch(self, epoch: int, stop: Callable[[], bool]) -> bool:
         """Train (the rest of) `epoch`; True when `stop()` fired after some iteration."""
         s, every = self.s, self.cfg.train.checkpoint_every_iters
@@ -437,6 +466,7 @@ class Trainer:
                     self.interrupted = True
                     self.save()
                     break
+                self.validate(epoch)
                 if (epoch + 1) % tc.checkpoint_every_epochs == 0 or epoch + 1 == tc.epochs:
                     self.save()
         finally:

@@ -1,5 +1,8 @@
 """`train_log.jsonl`: one JSON object per logged iteration (iter, epoch, loss, lr, time, ...).
 
+Validation records (`Trainer.validate`) share the file: iter, epoch, `val_<metric>`, val_time_s.
+`write_curve` turns the log into the run's training curve (CSV), a declared output of the training job.
+
 Appended by rank 0 one whole line at a time (a single write, then fsync: `append_line`), so the only
 damage a kill can do is a torn LAST line — half a record without its newline. Reading tolerates
 exactly that (the torn line is dropped; resume rewrites the file without it); a bad line anywhere
@@ -11,6 +14,7 @@ import json
 from pathlib import Path
 
 from vitpose.engine.checkpoint import RESUME_HINT
+from vitpose.engine.curve import curve_csv
 from vitpose.utils.errors import CheckpointError
 from vitpose.utils.io import append_line, atomic_write_text, ensure_dir
 
@@ -76,3 +80,11 @@ class TrainLog:
         if self.enabled:
             ensure_dir(self.path.parent)  # created at the first record, not before the data is read
             append_line(self.path, json.dumps(record))
+
+
+def write_curve(log_path: str | Path, out: str | Path) -> int:
+    """Write the training curve of `log_path` to `out` (atomically); returns the number of rows."""
+    records = read_train_log(log_path)
+    atomic_write_text(out, curve_csv(records))
+    return len(records)
+

@@ -12,7 +12,6 @@ import os
 from typing import MutableMapping
 
 import submitit
-import torch
 
 # Ports 20000-39999 stay clear of the well-known and ephemeral ranges; the port is a function of the job
 # id so that every task of the job computes the same one without talking to the others.
@@ -73,4 +72,6 @@ def export_ddp_env(
 
 def default_backend() -> str:
     """NCCL when the task sees a GPU, gloo on CPU."""
+    import torch  # here: launching a job must not import torch (see job.StopFlag)
+
     return "nccl" if torch.cuda.is_available() else "gloo"

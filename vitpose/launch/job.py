@@ -25,7 +25,6 @@ import time
 from typing import Any, Callable, Mapping
 
 import submitit
-import torch.distributed as torch_dist
 from submitit.helpers import Checkpointable, DelayedSubmission
 
 from vitpose.launch.ddp import export_ddp_env
@@ -68,9 +67,12 @@ class StopFlag:
 
     def __call__(self) -> bool:
         stop = self._requested.is_set()
-        if torch_dist.is_available() and torch_dist.is_initialized() and torch_dist.get_world_size() > 1:
-            import torch
+        # torch is imported here, not at the top: the stage command that launches a job (local processes
+        # or SLURM) must not pay for importing it; the job's own function has imported it already.
+        import torch
+        import torch.distributed as torch_dist
 
+        if torch_dist.is_available() and torch_dist.is_initialized() and torch_dist.get_world_size() > 1:
             device = "cuda" if torch_dist.get_backend() == "nccl" else "cpu"
             flag = torch.tensor([int(stop)], device=device)
             torch_dist.all_reduce(flag, op=torch_dist.ReduceOp.MAX)

@@ -21,10 +21,20 @@ VITAE_PRESETS: dict[str, dict] = {
     "vitpose-g": dict(embed_dim=1408, depth=40, num_heads=16),
 }
 
-# timm model names of the SimpleBaseline backbones (paper Table 2); features at 1/32, 2048 channels.
-RESNET_ARCHS: dict[str, str] = {"resnet50": "resnet50", "resnet152": "resnet152",
-                                 # small stand-ins for the smoke scale (512 channels at 1/32)
-                                 "resnet10t": "resnet10t", "resnet18": "resnet18"}
+# The SimpleBaseline backbones (paper Table 2) as timm models: (timm name, constructor arguments);
+# features at 1/32. ResNet-50/152: 2048 channels. The rest are smaller stand-ins for the smoke scale:
+# resnet10t / resnet18 (512 channels) and "tiny" ones, timm's ResNet-18 / ResNet-34 layouts with a
+# quarter of the widths (stages of 16, 32, 64, 128 channels; a deep stem of 8, 8, 16 channels, since
+# timm's plain stem is 64 wide whatever the stages): 32 and 60 M multiply-adds at 128x96, the order of
+# the smoke ViTs', where resnet10t takes 270 M.
+RESNET_ARCHS: dict[str, tuple[str, dict]] = {
+    "resnet50": ("resnet50", {}),
+    "resnet152": ("resnet152", {}),
+    "resnet10t": ("resnet10t", {}),
+    "resnet18": ("resnet18", {}),
+    "resnet18-tiny": ("resnet18", {"channels": (16, 32, 64, 128), "stem_width": 8, "stem_type": "deep"}),
+    "resnet34-tiny": ("resnet34", {"channels": (16, 32, 64, 128), "stem_width": 8, "stem_type": "deep"}),
+}
 
 CUSTOM_VIT = "vit"  # a ViT whose embed_dim / depth / num_heads are all given (tiny smoke models)
 CUSTOM_VITAE = "vitae"  # the same for a ViTAE (the smoke stand-in of ViTPose-G)

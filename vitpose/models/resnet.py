@@ -7,21 +7,21 @@ Never downloads weights (`pretrained=False`): ImageNet initialisation, if wanted
 from __future__ import annotations
 
 import timm
+import torch
 from torch import nn
 
 from vitpose.models.presets import RESNET_ARCHS
 
-RESNET_CHANNELS = 2048
-
-
 def build_resnet_backbone(arch: str) -> nn.Module:
     """arch in RESNET_ARCHS -> nn.Module mapping (B, 3, H, W) to (B, C, H/32, W/32).
 
-    C = `resnet_channels(arch)`: 2048 for ResNet-50/152, 512 for the smoke stand-ins.
+    C = `resnet_channels(arch)`: 2048 for ResNet-50/152, less for the smoke stand-ins.
     """
-    return timm.create_model(RESNET_ARCHS[arch], pretrained=False, num_classes=0, global_pool="")
+    name, kwargs = RESNET_ARCHS[arch]
+    return timm.create_model(name, pretrained=False, num_classes=0, global_pool="", **kwargs)
 
 
 def resnet_channels(arch: str) -> int:
     """Output channels of a SimpleBaseline backbone (its layer4 width)."""
-    return 512 if arch in ("resnet10t", "resnet18") else RESNET_CHANNELS
+    with torch.device("meta"):
+        return build_resnet_backbone(arch).num_features

@@ -16,7 +16,9 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
+from vitpose.report import curves as training_curves
 from vitpose.report import latex, markdown, pareto, supplementary
+from vitpose.report.html import index_html
 from vitpose.report.index import IndexInfo, index_markdown
 from vitpose.report.reference import Reference
 from vitpose.report.tables import Table, build_hyperparameter_table, build_table
@@ -73,13 +75,52 @@ def _figure(reference: Reference, table9: Table, runs: dict[str, dict], scale: s
                               y="AP (COCO val, x100)", size=f"parameters (M, {keys['size']})",
                               paper_device=paper_device, reproduced_device=our_device)
     plotted = {p.label for p in ours}
+    # Plain text (each writer escapes it).
     notes = [f"Reproduced points: the Table {table9.number} rows with a measured speed, AP and "
-             f"`{keys['size']}` ({len(ours)} of {sum(not r.cited for r in table9.rows)}); speeds measured on "
-             f"{markdown.escape(our_device)}."]
-    notes += [f"`{r.key}` not plotted: "
-              + markdown.escape(r.why_missing or "its speed, AP or parameter count is missing")
+             f"{keys['size']} ({len(ours)} of {sum(not r.cited for r in table9.rows)}); speeds measured on "
+             f"{our_device}."]
+    notes += [f"{r.key} not plotted: " + (r.why_missing or "its speed, AP or parameter count is missing")
               for r in table9.rows if not r.cited and r.label not in plotted]
     return fig, data, notes
+
+
+def _curve_figures(tables: list[Table], runs: dict[str, dict], curves: dict[str, list[dict]],
+                   reference: Reference, scale: str, synthetic: bool) -> list[tuple[str, str, Figure]]:
+    """(file stem, title, figure) of the training-curve figures: one per table with curves, and the
+    val AP per epoch (with the released ViTPose-B log beside its row's run at a real-data scale)."""
+    out = []
+    for t in tables[1:]:  # Table 1 has no runs
+        fig = training_curves.table_curves_figure(t, curves, synthetic)
+        if fig is not None:
+            out.append((f"curves_table{t.number}", f"Training curves, Table {t.number}", fig))
+    released = reference.released_curve
+    released_run = None
+    if released and not synthetic:
+        row = next((r for r in tables[released["table"] - 1].rows if r.key == released["row"]), None)
+        released_run = row.run if row is not None else None
+    # The val AP per epoch of the comparison table's runs (Table 9, which Figure 1 plots too): its
+    # ViTPose-B row beside the released log at a real-data scale.
+    compared = tables[int(reference.figure1["table"]) - 1]
+    series = [(rid, curves[rid], runs.get(rid), (runs.get(rid) or {}).get("config", {}).get("train", {}).get("epochs"))
+              for r in compared.rows for rid in r.runs[:1] if rid in curves]
+    fig = training_curves.val_ap_figure(series, released, released_run, scale, synthetic)
+    if fig is not None:
+        out.append(("val_ap", f"Val AP during training, Table {compared.number}", fig))
+    return out
+
+
+def _figure3(q: dict, tmp: Path, synthetic: bool, files: list[str]) -> tuple[str, str, str]:
+    """Figure 3 (qualitative results): a run's predictions drawn on val images; (id, title, png)."""
+    from vitpose.data.keypoints import get_meta
+    from vitpose.report.figure3 import coco_image_files, figure3
+
+    title = f"Figure 3: {q['label']} on val images (run {q['run']})"
+    figure3(q["results"], coco_image_files(q["val_ann"], q["val_images"]), get_meta("coco"),
+            tmp / "figure3_qualitative", num_images=6, columns=3, synthetic=synthetic, title=title,
+            # smoke models are less sure of themselves: draw every keypoint, with its score
+            keypoint_threshold=0.0 if synthetic else 0.3)
+    files += ["figure3_qualitative.pdf", "figure3_qualitative.png"]
+    return "figure3", title, "figure3_qualitative.png"
 
 
 def _swap_into_place(tmp: Path, out_dir: Path) -> None:
@@ -139,12 +180,19 @@ def build_report(metrics: list[dict], plan: list[dict], hyper: dict, reference: 
                  out_dir: str | Path, *, synthetic: bool = False, plan_source: str = "workflow.registry.table_plan (params.yaml)",
                  hyper_note: str | None = None, commit: str | None = None, date: str | None = None,
                  compile_latex: bool | None = None, progress: bool = True,
-                 notes: list[str] | None = None, only: set[str] | None = None) -> ReportResult:
-    """Write every table (LaTeX + Markdown), Figure 1, tables.pdf (if pdflatex) and index.md to `out_dir`.
+                 notes: list[str] | None = None, only: set[str] | None = None,
+                 curves: dict[str, list[dict]] | None = None,
+                 val_metrics: dict[str, dict] | None = None, qualitative: dict | None = None) -> ReportResult:
+    """Write every table (LaTeX + Markdown), Figure 1, the training curves, tables.pdf (if pdflatex),
+    index.md and index.html to `out_dir`.
 
     metrics: validated metrics.json documents (`collect_metrics`); plan: `[{"table", "row", "run",
     "unavailable"}]`; hyper: `{model: {hyper-parameter: value}}` for Table 1; `hyper_note` says why
-    hyper is empty, if it is. synthetic: the scale's data is generated (params.yaml
+    hyper is empty, if it is. curves: the training curves of runs by id (`read_curve` rows of their
+    train_curve.csv). val_metrics: the test-dev submissions' `val_metrics.json` by run id (Table 10's
+    notes until the server's scores are imported). qualitative: Figure 3's inputs, {"run", "label",
+    "results" (its results_keypoints.json), "val_ann", "val_images"}, or None. synthetic: the scale's
+    data is generated (params.yaml
     `scales.<s>.synthetic`); a report holding any synthetic metrics is labelled synthetic either way.
     compile_latex None means "if pdflatex is installed".
     """
@@ -157,7 +205,8 @@ def build_report(metrics: list[dict], plan: list[dict], hyper: dict, reference: 
     compile_latex = latex.pdflatex_path() is not None if compile_latex is None else compile_latex
 
     tables = [build_hyperparameter_table(reference.tables[1], hyper, scale, synthetic, hyper_note)]
-    tables += [build_table(reference.tables[n], runs, plan, scale, synthetic) for n in range(2, 11)]
+    tables += [build_table(reference.tables[n], runs, plan, scale, synthetic, val_metrics=val_metrics)
+               for n in range(2, 11)]
     if only is not None:
         return _build_parts(only, tables, reference, runs, scale, synthetic, out_dir)
 
@@ -166,7 +215,7 @@ def build_report(metrics: list[dict], plan: list[dict], hyper: dict, reference: 
     files: list[str] = []
     try:
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; the report is meant to be browsed
-        bar = tqdm(total=len(tables) + 3, desc=f"paper tables ({scale})", unit="file", disable=not progress)
+        bar = tqdm(total=len(tables) + 4, desc=f"paper tables ({scale})", unit="file", disable=not progress)
         for t in tables:
             _write(tmp, f"table{t.number}.tex", latex.table_to_latex(t), files)
             _write(tmp, f"table{t.number}.md", markdown.table_to_markdown(t), files)
@@ -176,6 +225,15 @@ def build_report(metrics: list[dict], plan: list[dict], hyper: dict, reference: 
         pareto.save_figure(fig, tmp / "figure1_pareto.pdf", tmp / "figure1_pareto.png", fig_data)
         _write(tmp, "figure1_pareto.csv", pareto.figure_csv(fig_data), files)
         files += ["figure1_pareto.pdf", "figure1_pareto.png"]
+        bar.update()
+        figures = [("figure1", "Figure 1: throughput vs AP", "figure1_pareto.png")]
+        for stem, name, cfig in _curve_figures(tables, runs, curves or {}, reference, scale, synthetic):
+            cfig.savefig(tmp / f"{stem}.png", format="png")
+            cfig.savefig(tmp / f"{stem}.pdf", format="pdf")
+            files += [f"{stem}.png", f"{stem}.pdf"]
+            figures.append((stem.replace("_", "-"), name, f"{stem}.png"))
+        if qualitative is not None:
+            figures.append(_figure3(qualitative, tmp, synthetic, files))
         bar.update()
 
         title = f"ViTPose: reproduced vs paper tables ({scale} scale)"
@@ -201,7 +259,8 @@ def build_report(metrics: list[dict], plan: list[dict], hyper: dict, reference: 
                          list(notes or []) + run_notes)
         used = {e["run"] for e in plan}
         unused = sorted(set(runs) - used)
-        _write(tmp, "index.md", index_markdown(info, tables, metrics, unused), files)
+        _write(tmp, "index.md", index_markdown(info, tables, metrics, unused, figures[1:]), files)
+        _write(tmp, "index.html", index_html(info, tables, metrics, unused, figures, pdf_built), files)
         bar.update()
         bar.close()
         _swap_into_place(tmp, out_dir)

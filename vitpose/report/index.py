@@ -44,10 +44,13 @@ def _missing_section(tables: list[Table]) -> list[str]:
     return (lines or ["Nothing is missing."]) + [""]
 
 
-def index_markdown(info: IndexInfo, tables: list[Table], metrics: list[dict], unused_runs: list[str]) -> str:
+def index_markdown(info: IndexInfo, tables: list[Table], metrics: list[dict], unused_runs: list[str],
+                   figures: list[tuple[str, str, str]] = ()) -> str:
+    """The page; figures: (section id, title, image file) of the figures after Figure 1 (curves)."""
     lines = [f"# ViTPose reproduction: paper tables ({info.scale} scale)", ""]
     if info.synthetic:
         lines += [SYNTHETIC_BANNER, ""]
+    lines += ["The same report as one page for a browser: [index.html](index.html).", ""]
     lines += [f"- Scale: `{info.scale}`",
               f"- Generated: {info.date}",
               f"- Git commit: {info.git_commit or 'unknown (not a git checkout, or no commit yet)'}",
@@ -65,7 +68,13 @@ def index_markdown(info: IndexInfo, tables: list[Table], metrics: list[dict], un
               "[supplementary_multi_dataset.md](supplementary_multi_dataset.md)", ""]
     lines += ["## Figure 1", "", "[figure1_pareto.pdf](figure1_pareto.pdf) · "
               "[figure1_pareto.png](figure1_pareto.png)", "", "![Figure 1](figure1_pareto.png)", ""]
-    lines += [f"- {n}" for n in info.figure_notes] + [""]  # already Markdown
+    lines += [f"- {escape(n)}" for n in info.figure_notes] + [""]
+    if figures:
+        lines += ["## Training curves", ""]
+        for _, name, image in figures:
+            stem = image.rsplit(".", 1)[0]
+            lines += [f"- {name}: [{stem}.pdf]({stem}.pdf) · [{image}]({image})"]
+        lines.append("")
     lines += ["## Missing runs and values", ""] + _missing_section(tables)
     lines += ["## Runs read", ""] + _runs_section(metrics)
     if unused_runs:

@@ -97,6 +97,9 @@ class Reference:
     tables: dict[int, RefTable]
     figure1: dict[str, object]
     path: Path
+    # The released training log's val AP per epoch ({label, table, row, points: [[epoch, AP]]}); not
+    # the paper's numbers: drawn beside the reproduced training curve of that row's run.
+    released_curve: dict | None = None
 
     def figure1_points(self) -> list[FigurePoint]:
         """Figure 1's paper points, read from the table it plots (Table 9), so nothing is typed twice."""
@@ -189,5 +192,17 @@ def load_reference(path: str | Path | None = None) -> Reference:
     plotted = {fig.get("x"), fig.get("y"), fig.get("size")}
     if fig_table is None or not plotted <= {c.key for c in fig_table.columns}:
         raise UserError(f"{path}: figure1: expected a table number and x, y, size naming its columns, got {fig}")
+    curve = raw.get("released_curve")
+    if curve is not None:
+        where = "released_curve"
+        table = tables.get(int(_need(curve, "table", where, path)))
+        if table is None or _need(curve, "row", where, path) not in table.row_keys:
+            raise UserError(f"{path}: {where}: table {curve.get('table')!r} has no row {curve.get('row')!r}")
+        points = _need(curve, "points", where, path)
+        if not isinstance(points, list) or not all(isinstance(p, list) and len(p) == 2 for p in points):
+            raise UserError(f"{path}: {where}.points: expected a list of [epoch, AP] pairs, got {points!r}")
+        curve = {"label": str(_need(curve, "label", where, path)), "table": table.number, "row": curve["row"],
+                 "points": [(_number(e, f"{where}.points", path), _number(a, f"{where}.points", path))
+                            for e, a in points]}
     return Reference(str(raw.get("source", "")), str(raw.get("speed_device", "")),
-                     int(raw.get("speed_batch", 0)), dict(sorted(tables.items())), fig, path)
+                     int(raw.get("speed_batch", 0)), dict(sorted(tables.items())), fig, path, curve)

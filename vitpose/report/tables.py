@@ -3,10 +3,23 @@
 `build_table` joins one reference table with the runs the plan assigns to its rows; the LaTeX and
 Markdown writers only render the result. A reproduced cell is either a number read from a run's
 metrics.json (or, for Table 1, the hyper-parameters in use) or None with the reason it is missing.
+A row planned with several seeds (params.yaml `seeds`) shows the mean over the seeds whose runs
+have a value, their sample standard deviation and their number n.
+
+Differences (ours − paper) are shown only where they mean something: at a real-data scale. At a
+synthetic scale the tables compare nothing with the paper and say so; the same/differs column of
+hyper-parameters (Table 1) is shown at every scale, since it compares the settings actually used.
+
+A table whose plan has entries with `"released": True` (Tables 2 and 9: the authors' released
+checkpoints, evaluated here) shows a third value per compared column, "released", beside ours and the
+paper's. A test-dev table (Table 10) has numbers only from the COCO server's scores (imported into
+metrics.json); until then its notes give the COCO val AP of the same model(s), scored here
+(`val_metrics.json` of the submission).
 """
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass, field
 
 from vitpose.report.reference import RefColumn, RefTable
@@ -16,17 +29,24 @@ from vitpose.utils.errors import UserError
 TOP_LEVEL_FIELDS = ("train_memory_MB", "gflops", "trainable_gflops", "params_M", "backbone_params_M",
                     "wall_time_s")
 THROUGHPUT_FIELD = "images_per_s"
-TEST_DEV_REASON = "COCO test-dev is scored only by the COCO evaluation server"
+SIZE_FIELDS = (*TOP_LEVEL_FIELDS, THROUGHPUT_FIELD)  # columns that are not metrics
+TEST_DEV_REASON = "COCO test-dev is scored only by the COCO server"
 
 
 @dataclass
 class Cell:
-    """One compared column of one row; `why_missing` says why `ours` is None."""
+    """One compared column of one row; `why_missing` says why `ours` is None.
+
+    `ours` is the mean over the row's seeds that have a value (n of them); `std` their sample
+    standard deviation (None for n < 2)."""
 
     ours: float | None
     paper: float | None
     why_missing: str | None = None
     mark: str = ""  # the paper's footnote sign after its value ("*")
+    std: float | None = None
+    n: int = 0
+    released: float | None = None  # the authors' released checkpoint, evaluated here (tables that show it)
 
 
 @dataclass
@@ -38,6 +58,10 @@ class Row:
     cells: list[Cell]
     run: str | None = None
     why_missing: str | None = None  # why the whole row has no reproduced values
+    runs: list[str] = field(default_factory=list)  # every seed's run with a metrics.json (run = runs[0])
+    planned: int = 1                 # seeds planned for the row
+    released_run: str | None = None  # the run evaluating the authors' released checkpoint of this row
+    released_missing: str | None = None  # why that run has no values (yet)
 
 
 @dataclass
@@ -52,6 +76,16 @@ class Table:
     scale: str
     synthetic: bool
     notes: list[str] = field(default_factory=list)
+    released: bool = False  # shows the released checkpoints' value beside ours and the paper's
+
+    def shows_diff(self, col: RefColumn) -> bool:
+        """Whether `col` gets a Δ column: same/differs always, ours − paper only at real-data scales."""
+        return col.diff == "equality" or not self.synthetic
+
+    @property
+    def repeated(self) -> bool:
+        """Whether any row is planned with several seeds (the tables then show n and ± std)."""
+        return any(r.planned > 1 for r in self.rows)
 
     def missing(self) -> list[tuple[str, str | None, str]]:
         """(row key, column header or None for the whole row, reason) for each reproducible gap."""
@@ -65,6 +99,9 @@ class Table:
             for col, cell in zip(self.columns, row.cells):
                 if cell.ours is None:
                     out.append((row.key, col.header, cell.why_missing or "no value"))
+        for row in self.rows:
+            if row.released_missing is not None:
+                out.append((row.key, "released", row.released_missing))
         return out
 
     def cell(self, row_key: str, column_key: str) -> Cell:
@@ -78,12 +115,14 @@ class Table:
 def format_value(col: RefColumn, value: float | None, ours: bool = False) -> str | None:
     """The value as the paper prints it (None stays None: each writer has its own dash).
 
-    Reproduced values keep at least two significant digits: a smoke-scale model of 0.3 M parameters
-    must not print as "0" in a column the paper rounds to whole numbers.
+    Metrics (AP, AR, PCKh) always have the paper's decimals. Reproduced sizes and speeds (parameters,
+    GFLOPs, memory, images/s) keep at least two significant digits: a smoke-scale model of 0.3 M
+    parameters must not print as "0" in a column the paper rounds to whole numbers.
     """
     if value is None:
         return None
-    if ours and col.format != "sci" and value != 0 and abs(value) < 10 ** (1 - col.decimals):
+    if (ours and col.key in SIZE_FIELDS and col.format != "sci" and value != 0
+            and abs(value) < 10 ** (1 - col.decimals)):
         decimals = 1 - math.floor(math.log10(abs(value)))
         return f"{value:,.{decimals}f}" if col.format == "thousands" else f"{value:.{decimals}f}"
     if col.format == "sci":
@@ -95,6 +134,47 @@ def format_value(col: RefColumn, value: float | None, ours: bool = False) -> str
     if col.format == "thousands":
         return f"{value:,.{col.decimals}f}"
     return f"{value:.{col.decimals}f}"
+
+
+def format_ours(col: RefColumn, cell: Cell) -> str | None:
+    """The reproduced value as shown: the mean, with `± std` when several seeds gave one."""
+    mean = format_value(col, cell.ours, ours=True)
+    if mean is None or cell.std is None or col.diff == "equality":
+        return mean
+    decimals = len(mean.partition(".")[2])
+    sep = "," if col.format == "thousands" else ""
+    return f"{mean} ± {cell.std:{sep}.{decimals}f}"
+
+
+def column_parts(table: Table, col: RefColumn) -> list[str]:
+    """The values shown for one compared column: ours, (released,) paper (and Δ where shown)."""
+    return ["ours", *(["released"] if table.released else []), "paper", *(["Δ"] if table.shows_diff(col) else [])]
+
+
+def column_headers(table: Table) -> list[str]:
+    """Headers of the compared cells: `<column> ours`, `<column> released` (tables showing the released
+    checkpoints), `<column> paper` (and `<column> Δ` where shown)."""
+    return [f"{col.header} {part}" for col in table.columns for part in column_parts(table, col)]
+
+
+def cell_texts(table: Table, row: Row) -> list[str | None]:
+    """A row's compared cells as shown, in `column_headers` order (None: not available; every writer
+    has its own dash and escaping)."""
+    out: list[str | None] = []
+    for col, cell in zip(table.columns, row.cells):
+        paper = format_value(col, cell.paper)
+        texts = {"ours": format_ours(col, cell), "released": format_value(col, cell.released, ours=True),
+                 "paper": None if paper is None else paper + cell.mark,
+                 "Δ": format_diff(col, cell.ours, cell.paper)}
+        out += [texts[part] for part in column_parts(table, col)]
+    return out
+
+
+def seeds_text(row: Row) -> str:
+    """How many seeds a row's reproduced values average, of those planned (`2/3`); "" for cited rows."""
+    if row.cited:
+        return ""
+    return f"{len(row.runs)}/{row.planned}" if row.planned > 1 else str(len(row.runs))
 
 
 def format_diff(col: RefColumn, ours: float | None, paper: float | None) -> str | None:
@@ -125,12 +205,24 @@ def reproduced_value(metrics: dict, key: str) -> tuple[float | None, str]:
     return (None if value is None else 100.0 * value), f"metrics.{key}"
 
 
-def _cells_from_metrics(ref: RefTable, paper_row, metrics: dict) -> list[Cell]:
+def _cells_from_metrics(ref: RefTable, paper_row, seeds: list[dict]) -> list[Cell]:
+    """One cell per column over the row's seed runs (their metrics.json documents, at least one)."""
     cells = []
     for col in ref.columns:
-        value, source = reproduced_value(metrics, col.key)
-        why = None if value is not None else f"metrics.json of run {metrics['run']} has no {source}"
-        cells.append(Cell(value, paper_row.values[col.key], why, paper_row.marks.get(col.key, "")))
+        values, sources = [], []
+        for metrics in seeds:
+            value, source = reproduced_value(metrics, col.key)
+            if value is not None:
+                values.append(value)
+            sources.append(source)
+        why = None
+        if not values:
+            runs = ", ".join(m["run"] for m in seeds)
+            why = f"metrics.json of run {runs} has no {sources[0]}"
+        mean = statistics.fmean(values) if values else None
+        std = statistics.stdev(values) if len(values) > 1 else None
+        cells.append(Cell(mean, paper_row.values[col.key], why, paper_row.marks.get(col.key, ""),
+                          std=std, n=len(values)))
     return cells
 
 
@@ -138,21 +230,25 @@ def _cells_missing(ref: RefTable, paper_row, why: str) -> list[Cell]:
     return [Cell(None, paper_row.values[c.key], why, paper_row.marks.get(c.key, "")) for c in ref.columns]
 
 
-def _plan_rows(ref: RefTable, plan: list[dict]) -> dict[str, dict]:
-    entries: dict[str, dict] = {}
+def _plan_rows(ref: RefTable, plan: list[dict], released: bool = False) -> dict[str, list[dict]]:
+    """The plan's entries of this table by row: one per seed (the first seed's first); `released`: the
+    released checkpoints' entries instead (one per row)."""
+    entries: dict[str, list[dict]] = {}
     reproducible = [r.key for r in ref.rows if not r.cited]
     for entry in plan:
-        if entry.get("table") != ref.number:
+        if entry.get("table") != ref.number or bool(entry.get("released")) != released:
             continue
         row = entry.get("row")
         if row not in reproducible:
             raise UserError(f"plan: table {ref.number} row {row!r} (run {entry.get('run')!r}) is not a "
                             f"reproducible row of the paper's Table {ref.number}; expected one of "
                             f"{', '.join(reproducible)}")
-        if row in entries:
-            raise UserError(f"plan: table {ref.number} row {row!r} is assigned twice (runs "
-                            f"{entries[row].get('run')!r} and {entry.get('run')!r})")
-        entries[row] = entry
+        same = [e for e in entries.get(row, []) if e.get("seed") == entry.get("seed")]
+        if same:
+            seed = "" if entry.get("seed") is None else f" at seed {entry['seed']}"
+            raise UserError(f"plan: table {ref.number} row {row!r} is assigned twice{seed} (runs "
+                            f"{same[0].get('run')!r} and {entry.get('run')!r})")
+        entries.setdefault(row, []).append(entry)
     return entries
 
 
@@ -176,9 +272,47 @@ def _field(doc: dict, dotted: str):
     return doc
 
 
+def _why_no_metrics(entry: dict | None, missing_plan_reason: str, test_dev: bool = False) -> str:
+    """Why the run of a plan entry has no numbers."""
+    run_id = entry.get("run") if entry else None
+    if entry is None:
+        return missing_plan_reason
+    if entry.get("unavailable"):
+        return f"run {run_id} cannot be produced: {entry['unavailable']}"
+    if test_dev:
+        return (f"run {run_id} has no imported server scores yet (upload its submission, then "
+                f"`python -m stages.testdev_scores`: docs/VITPOSE_G.md)")
+    return f"run {run_id} has no metrics.json yet (not run, or it failed)"
+
+
+def _released_values(ref: RefTable, rows: list[Row], runs: dict[str, dict], plan: list[dict]) -> bool:
+    """Fill the rows' released values from the released checkpoints' runs; whether the table shows them."""
+    entries = _plan_rows(ref, plan, released=True)
+    for row in rows:
+        entry = (entries.get(row.key) or [None])[0]
+        if entry is None:
+            continue
+        row.released_run = entry["run"]
+        metrics = runs.get(entry["run"])
+        if metrics is None:
+            row.released_missing = _why_no_metrics(entry, "")
+            if not entry.get("unavailable"):
+                where = entry.get("checkpoint") or "its file"
+                row.released_missing += (f": `snakemake released` evaluates the released checkpoint {where} "
+                                         f"once it is in place (a manual download, docs/DATA.md)")
+            continue
+        for col, cell in zip(ref.columns, row.cells):
+            cell.released = reproduced_value(metrics, col.key)[0]
+    return bool(entries)
+
+
 def build_table(ref: RefTable, runs: dict[str, dict], plan: list[dict], scale: str, synthetic: bool,
-                missing_plan_reason: str = "no run is planned for this row") -> Table:
-    """Table N (2-10) from the reference, the plan's row -> run entries and the runs' metrics by id."""
+                missing_plan_reason: str = "no run is planned for this row",
+                val_metrics: dict[str, dict] | None = None) -> Table:
+    """Table N (2-10) from the reference, the plan's row -> run entries and the runs' metrics by id.
+
+    val_metrics: a test-dev table's submissions' `val_metrics.json` by run id (their COCO val AP is
+    noted for the rows the server has not scored yet)."""
     entries = _plan_rows(ref, plan)
     rows = []
     for prow in ref.rows:
@@ -188,34 +322,60 @@ def build_table(ref: RefTable, runs: dict[str, dict], plan: list[dict], scale: s
                             _cells_missing(ref, prow, "cited by the paper from other work"),
                             why_missing="cited by the paper from other work"))
             continue
-        entry = entries.get(prow.key)
-        run_id = entry.get("run") if entry else None
-        if run_id in runs:
-            attrs = _attributes(ref, prow, runs[run_id])
-            rows.append(Row(prow.key, prow.label, False, attrs, _cells_from_metrics(ref, prow, runs[run_id]),
-                            run=run_id))
+        seeds = entries.get(prow.key, [])
+        done = [e["run"] for e in seeds if e.get("run") in runs]
+        if done:
+            attrs = _attributes(ref, prow, runs[done[0]])
+            rows.append(Row(prow.key, prow.label, False, attrs,
+                            _cells_from_metrics(ref, prow, [runs[r] for r in done]), run=done[0],
+                            runs=done, planned=len(seeds)))
             continue
-        if entry is None:
-            why = missing_plan_reason
-        elif entry.get("unavailable"):
-            why = f"run {run_id} cannot be produced: {entry['unavailable']}"
-        else:
-            why = f"run {run_id} has no metrics.json yet (not run, or it failed)"
+        entry = seeds[0] if seeds else None
+        run_id = entry.get("run") if entry else None
+        why = _why_no_metrics(entry, missing_plan_reason, ref.test_dev)
         if ref.test_dev:
-            why = f"{TEST_DEV_REASON}; no metrics.json provides it ({why})"
+            why = f"{TEST_DEV_REASON} ({why})"
         rows.append(Row(prow.key, prow.label, False, attrs, _cells_missing(ref, prow, why), run=run_id,
-                        why_missing=why))
+                        why_missing=why, planned=max(1, len(seeds))))
     table = Table(ref.number, ref.title, ref.layout, ref.label_header, [a.header for a in ref.attributes],
                   list(ref.columns), rows, scale, synthetic)
+    table.released = _released_values(ref, rows, runs, plan)
     if ref.note:
         table.notes.append(f"Paper: {ref.note}")
+    if table.released:
+        used = [r.released_run for r in rows if r.released_run in runs]
+        table.notes.append("Released: the authors' released checkpoints, evaluated here with the paper's protocol "
+                           "(detected boxes, flip test, UDP): " + (", ".join(used) or "none evaluated yet") + ".")
+    if table.repeated:
+        table.notes.append("Reproduced: mean ± sample standard deviation over the n seeds whose runs "
+                           "finished (params.yaml `seeds`); the paper reports single runs.")
     if any(c.key == THROUGHPUT_FIELD for c in ref.columns):
-        table.notes.append(_speed_note([runs[r.run] for r in rows if r.run in runs]))
+        table.notes.append(_speed_note([runs[run] for r in rows for run in r.runs]))
     # What the runs themselves say about their numbers (e.g. CrowdPose's overlap with COCO val).
     for r in rows:
-        for note in (runs[r.run].get("notes") or []) if r.run in runs else []:
-            table.notes.append(f"Reproduced row {r.key}: {note}")
+        said = dict.fromkeys(note for run in r.runs for note in runs[run].get("notes") or [])
+        table.notes += [f"Reproduced row {r.key}: {note}" for note in said]
+        if r.released_run in runs:
+            table.notes += [f"Released row {r.key}: {note}" for note in runs[r.released_run].get("notes") or []]
+    if ref.test_dev:
+        table.notes += _val_notes(rows, val_metrics or {})
     return table
+
+
+def _val_notes(rows: list[Row], val_metrics: dict[str, dict]) -> list[str]:
+    """The COCO val AP of a not yet scored submission's model(s), scored here (`val_metrics.json`); once
+    the server's scores are imported, metrics.json's own notes say it."""
+    out = []
+    for r in rows:
+        val = val_metrics.get(r.run) if not r.cited and not r.runs else None
+        if val is None:
+            continue
+        ap = (val.get("metrics") or {}).get("AP")
+        shown = "—" if ap is None else f"{100 * ap:.1f}"
+        what = next((n for n in val.get("notes") or [] if n.startswith(("ensemble", "single"))), "")
+        out.append(f"Reproduced row {r.key}: COCO val AP of the submitted model(s), scored by this code: {shown} "
+                   f"(run {r.run}{'; ' + what if what else ''}); the test-dev cells wait for the COCO server")
+    return out
 
 
 def _speed_note(used: list[dict]) -> str:

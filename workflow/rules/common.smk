@@ -9,7 +9,7 @@ from vitpose.utils.errors import UserError
 from workflow.kinds import job_kinds
 import re
 
-from workflow.registry import PRETRAIN_SOURCES, Registry
+from workflow.registry import DATASET_FILES, PRETRAIN_SOURCES, Registry
 from workflow.schema import coerce_overrides, validate_params
 
 # Where jobs run is not science: a profile sets `launch` (workflow/profiles/slurm), params.yaml never does.
@@ -35,7 +35,13 @@ except UserError as e:
 SCALE = REG.scale
 DATA_ROOT = REG.scale_cfg["data_root"]
 RUNS = REG.available_runs()
-EVALUATED = [r for r in RUNS if r.stage == "finetune"]  # runs with a metrics.json (not pre-training)
+EVALUATED = [r for r in RUNS if r.stage == "finetune"]  # trained runs with a metrics.json and a curve
+# COCO test-dev submissions (Table 10): their metrics.json is the server's scores, imported by hand
+TESTDEV = [r for r in RUNS if r.stage == "testdev"]
+# The authors' released checkpoints: `snakemake released` evaluates them all; `all` and the tables only
+# those whose file is in place (at a synthetic scale a person or a test saves them; docs/DEVELOPING.md)
+RELEASED = [r for r in RUNS if r.stage == "released"]
+RELEASED_IN_PLACE = [r for r in RELEASED if REG.released_in_place(r)]
 UNAVAILABLE = [r for r in REG.runs.values() if r.missing]
 PY = sys.executable
 TABLES = list(range(1, 11))
@@ -68,8 +74,9 @@ def summary(wildcards):
 
 
 def table_metrics(n):
-    """metrics.json of the runs a table needs that can exist (others show as missing, with why)."""
-    return [r.metrics for r in REG.table_runs(n) if r.missing is None]
+    """The files a table needs that can exist (others show as missing, with why): its runs' metrics.json
+    (a test-dev submission's record where no server can score it; released checkpoints' in place)."""
+    return REG.table_files(n)
 
 
 def blocked(n):

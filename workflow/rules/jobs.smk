@@ -24,7 +24,7 @@ rule config:
         Path(log[0]).write_text(f"{output[0]}: config_hash {doc['config_hash']}\n")
 
 
-for _kind in (k for k in KINDS if k.module is not None):
+for _kind in (k for k in KINDS if k.module is not None and not k.manual):
     _inputs, _command = job_rule(_kind)
 
     rule:
@@ -52,6 +52,31 @@ for _kind in (k for k in KINDS if k.module is not None):
             CONDA_ENV
         shell:
             "OMP_NUM_THREADS={threads} {params.py} {params.command} {params.launch} 2> {log}"
+
+
+# Manual steps (workflow/kinds.py `Kind.manual`, e.g. uploading a test-dev submission to the COCO server):
+# in the DAG so that a dry run lists them; the job fails with the instructions until the person has
+# placed its output, after which Snakemake takes the file as made.
+for _kind in (k for k in KINDS if k.manual):
+    _inputs, _ = job_rule(_kind)
+
+    rule:
+        name:
+            _kind.name
+        input:
+            unpack(_inputs),
+        output:
+            [f"results/{{scale}}/{{run}}/{name}" for name in _kind.outputs],
+        wildcard_constraints:
+            run=_alternatives(REG.kind_runs(_kind)),
+        params:
+            instructions=lambda wildcards, k=_kind: REG.manual_instructions(k, wildcards.run),
+        message:
+            f"{_kind.name} {{wildcards.run}}: MANUAL STEP: {{params.instructions}}"
+        log:
+            f"logs/{{scale}}/{{run}}/{_kind.name}.log",
+        run:
+            raise WorkflowError(f"manual step for run {wildcards.run}: {params.instructions}")
 
 
 # Runs that need a capability this code base does not have yet. They are part of the DAG (a dry run
