@@ -3,7 +3,7 @@
 A copy of the project gets a scale `mydata` (`synthetic: false`, `download: false`, `exact_counts:
 false`) whose data_root is a tiny COCO-format dataset the test writes (the synthetic generator's people,
 written as plain COCO files: nothing marks it as generated, so the pipeline treats it as a user's real
-data). `snakemake table5 --config scale=mydata seed=1 'scales={mydata: {train: {lr: 0.002}}}'` must
+data). `snakemake table5 --config scale=mydata seeds=[1] 'scales={mydata: {train: {lr: 0.002}}}'` must
 validate the root in place, train with seed 1 and lr 0.002, and say so in config.json and metrics.json.
 
 To keep CI short, the copy's Table 5 keeps two of its seven rows (full and window attention): the code
@@ -54,7 +54,7 @@ def project(tmp_path_factory) -> Path:
 
 
 def test_table5_on_a_users_root_with_overrides(project):
-    proc = run([str(BIN / "snakemake"), "table5", "--config", "scale=mydata", "seed=1",
+    proc = run([str(BIN / "snakemake"), "table5", "--config", "scale=mydata", "seeds=[1]",
                 "scales={mydata: {train: {lr: 0.002}}}"], project)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-6000:]
@@ -78,12 +78,12 @@ def test_table5_on_a_users_root_with_overrides(project):
 
 
 def test_changing_an_override_reruns_exactly_the_runs(project):
-    proc = run([str(BIN / "snakemake"), "-n", "table5", "--config", "scale=mydata", "seed=2",
+    proc = run([str(BIN / "snakemake"), "-n", "table5", "--config", "scale=mydata", "seeds=[2]",
                 "scales={mydata: {train: {lr: 0.002}}}"], project)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out, re.M))
     assert counts["config"] == "2" and counts["finetune"] == "2" and "data" not in counts
-    proc = run([str(BIN / "snakemake"), "-n", "table5", "--config", "scale=mydata", "seed=1",
+    proc = run([str(BIN / "snakemake"), "-n", "table5", "--config", "scale=mydata", "seeds=[1]",
                 "scales={mydata: {train: {lr: 0.002}}}"], project)
     assert "Nothing to be done" in proc.stdout + proc.stderr

@@ -33,6 +33,26 @@ try:
 except UserError as e:
     raise WorkflowError(f"invalid parameters: {e}") from None
 SCALE = REG.scale
+
+
+def _report_params() -> str:
+    """`--params FILE` for the report stages when `--config` changed the parameters (e.g. seeds): the
+    report then reads them as resolved here, written once to a file named by their content."""
+    import hashlib
+
+    if config == yaml.safe_load(Path(workflow.basedir, "params.yaml").read_text()):
+        return ""
+    text = yaml.safe_dump(dict(config), sort_keys=False)
+    path = Path(".snakemake", "resolved-params", hashlib.sha256(text.encode()).hexdigest()[:16] + ".yaml")
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return f" --params {path}"
+
+
+REPORT_PARAMS = _report_params()
 DATA_ROOT = REG.scale_cfg["data_root"]
 RUNS = REG.available_runs()
 EVALUATED = [r for r in RUNS if r.stage == "finetune"]  # trained runs with a metrics.json and a curve

@@ -21,13 +21,14 @@ for _n in TABLES:
         params:
             py=PY,
             scale=SCALE,
+            resolved=REPORT_PARAMS,
             n=_n,
         log:
             f"logs/{SCALE}/report-table{_n}.log",
         conda:
             CONDA_ENV
         shell:
-            "{params.py} -m stages.tables --scale {params.scale} --tables {params.n} 2> {log}"
+            "{params.py} -m stages.tables --scale {params.scale}{params.resolved} --tables {params.n} 2> {log}"
 
     rule:
         name:
@@ -50,12 +51,13 @@ rule report_figure1:
     params:
         py=PY,
         scale=SCALE,
+        resolved=REPORT_PARAMS,
     log:
         f"logs/{SCALE}/report-figure1.log",
     conda:
         CONDA_ENV
     shell:
-        "{params.py} -m stages.tables --scale {params.scale} --figure1 2> {log}"
+        "{params.py} -m stages.tables --scale {params.scale}{params.resolved} --figure1 2> {log}"
 
 
 rule figure1:
@@ -82,12 +84,13 @@ rule report_all:
     params:
         py=PY,
         scale=SCALE,
+        resolved=REPORT_PARAMS,
     log:
         f"logs/{SCALE}/report.log",
     conda:
         CONDA_ENV
     shell:
-        "{params.py} -m stages.tables --scale {params.scale} 2> {log}"
+        "{params.py} -m stages.tables --scale {params.scale}{params.resolved} 2> {log}"
 
 
 rule all:
