@@ -50,6 +50,7 @@ def project(tmp_path_factory, slurm_cluster) -> Path:
     smoke = params["scales"]["smoke"]
     smoke["train"]["epochs"] = 1
     smoke["pretraining"]["epochs"] = 2
+    smoke["pretraining"]["warmup_epochs"] = 1  # fewer than the epochs (the smoke recipe warms up 2)
     smoke["eval"]["every_epochs"] = None
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     reg = Registry(load_params(dest / "params.yaml"), "smoke", dest / "params.yaml")
