@@ -3,9 +3,7 @@ paper's rows, ours beside the paper's values, the figures and the files it links
 missing says why."""
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from html.parser import HTMLParser
 
@@ -23,17 +21,6 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 def ensure_chromium() -> str:
     """Debian's chromium, installed with apt-get when missing (the tests run as root)."""
     return ensure_tool("chromium", ["chromium"])
-    if shutil.which("apt-get") is None:
-        pytest.skip("chromium is missing and apt-get is unavailable to install it")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    install = ["apt-get", "install", "-y", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=600", "chromium"]
-    done = subprocess.run(install, env=env, capture_output=True, text=True)
-    if done.returncode != 0:  # stale or absent package lists: refresh once and retry
-        subprocess.run(["apt-get", "update"], env=env, capture_output=True, text=True)
-        done = subprocess.run(install, env=env, capture_output=True, text=True)
-    found = shutil.which("chromium")
-    assert found, f"apt-get could not install chromium: {done.stderr[-2000:]}"
-    return found
 
 
 def doc(run: str, serves: list[tuple[int, str]], ap: float = 0.4123) -> dict:

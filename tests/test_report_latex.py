@@ -1,9 +1,7 @@
 """Every generated .tex compiles with pdflatex, and its rows and columns are the reference's."""
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 
 import pytest
@@ -21,19 +19,6 @@ TEX_PACKAGES = ["texlive-latex-base", "texlive-latex-recommended"]
 def ensure_pdflatex() -> str:
     """pdflatex, installed from Debian's texlive packages when missing (the tests run as root)."""
     return ensure_tool("pdflatex", TEX_PACKAGES)
-    if shutil.which("apt-get") is None:
-        pytest.skip("pdflatex is missing and apt-get is unavailable to install "
-                    f"{' '.join(TEX_PACKAGES)}")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    install = ["apt-get", "install", "-y", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=600",
-               *TEX_PACKAGES]
-    done = subprocess.run(install, env=env, capture_output=True, text=True)
-    if done.returncode != 0:  # stale or absent package lists: refresh once and retry
-        subprocess.run(["apt-get", "update"], env=env, capture_output=True, text=True)
-        done = subprocess.run(install, env=env, capture_output=True, text=True)
-    found = shutil.which("pdflatex")
-    assert found, f"apt-get could not install {TEX_PACKAGES}: {done.stderr[-2000:]}"
-    return found
 
 
 def doc(run: str, serves: list[tuple[int, str]], **top) -> dict:
