@@ -81,10 +81,8 @@ def run_benchmark(args: argparse.Namespace) -> int:
     kwargs = dict(cfg=cfg.model, batch=settings.get("batch", args.batch), iters=settings.get("iters", args.iters),
                   train=True, warmup=settings.get("warmup", args.warmup), progress=False, teacher=teacher,
                   activation_checkpointing=cfg.train.activation_checkpointing)
-    # Imported here: the launching process (local or SLURM) does not pay for torch; the job does.
-    from vitpose.models.benchmark import benchmark
-
-    record = launch(benchmark, kwargs, cfg, "benchmark", args)
+    # By name: the launching process (local or SLURM) does not pay for torch; the job does.
+    record = launch("vitpose.models.benchmark:benchmark", kwargs, cfg, "benchmark", args)
     record["run"] = cfg.run
     if args.out:
         atomic_write_json(args.out, record)

@@ -83,29 +83,6 @@ def read_benchmark(path: Path | None) -> dict[str, Any]:
     return {"train_memory_MB": None if memory is None else float(memory), "throughput": throughput}
 
 
-def model_costs(model_cfg) -> dict[str, float | None]:
-    """params_M, backbone_params_M, gflops, trainable_gflops of the configured model."""
-    from vitpose.models.info import model_info
-
-    info = model_info(model_cfg)
-    get = info.get if isinstance(info, dict) else lambda k: getattr(info, k, None)
-    return {k: (None if get(k) is None else float(get(k)))
-            for k in ("params_M", "backbone_params_M", "gflops", "trainable_gflops")}
-
-
-def checkpoint_train_time(checkpoint: Path) -> float | None:
-    """Training wall time recorded by the trainer in the checkpoint's meta (None if absent)."""
-    import torch
-
-    try:
-        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except Exception:  # the evaluation's own loader reports unreadable files with their name
-        return None
-    meta = ckpt.get("meta") if isinstance(ckpt, dict) else None
-    value = meta.get("train_time_s") if isinstance(meta, dict) else None
-    return float(value) if isinstance(value, (int, float)) else None
-
-
 def defined(stats: dict) -> dict:
     """pycocotools reports -1 for a metric with no ground truth (e.g. no medium-size people): undefined,
     not a score, so it is stored as null."""
@@ -128,31 +105,6 @@ def run_notes(cfg) -> list[str]:
     return notes
 
 
-# What a released file must agree on with the run's model section (the rest, e.g. the drop-path rate,
-# does not change an evaluation).
-ARCHITECTURE_KEYS = ("arch", "decoder", "input_size", "ratio", "num_keypoints", "embed_dim", "depth", "num_heads",
-                     "decoder_channels", "knowledge_token")
-
-
-def evaluate_released(cfg, checkpoint: Path, out_dir: Path, progress: bool = True) -> dict:
-    """`evaluate` of an authors' released file (the launched job of `--released`): the model the file
-    holds (`load_pose_model`: its COCO decoder where it has several), refused unless it is the run's
-    architecture. Returns the metrics and the decoders left out (`ignored`)."""
-    from vitpose.engine.inference import evaluate
-    from vitpose.models.architecture import EXTRA_HEADS_PREFIX, load_pose_model
-
-    model, found, report = load_pose_model(checkpoint)
-    ours, theirs = cfg.model.to_dict(), found.to_dict()
-    for key in ARCHITECTURE_KEYS:
-        if ours.get(key) != theirs.get(key):
-            raise CheckpointError(f"{checkpoint}: holds a model of {key} {theirs.get(key)!r}, but run {cfg.run} "
-                                  f"evaluates {key} {ours.get(key)!r} (params.yaml `released` says what the file "
-                                  f"holds); is it the right file?")
-    stats = evaluate(cfg, None, out_dir, progress=progress, model=model)
-    heads = sorted({".".join(k.split(".")[:2]) for k in report.ignored if k.startswith(EXTRA_HEADS_PREFIX)})
-    return {**stats, "ignored": heads}
-
-
 def released_notes(checkpoint: Path, ignored: list[str]) -> list[str]:
     """What the table notes say of a released checkpoint's numbers: which file, evaluated here."""
     from vitpose.config import REPO_ROOT
@@ -165,20 +117,6 @@ def released_notes(checkpoint: Path, ignored: list[str]) -> list[str]:
         notes.append(f"a multi-task file: its COCO decoder scored, its other decoders ({', '.join(ignored)}) "
                      f"left out")
     return notes
-
-
-def pretraining_record(cfg) -> dict | None:
-    """What the run's backbone was pre-trained on, from its MAE pre-training run's file (the meta our
-    MAE export writes): the set, its image count, the schedule and the final reconstruction loss."""
-    up = cfg.upstream.get("pretrain")
-    if not up or not cfg.pretrained:
-        return None
-    from vitpose.models.checkpoint import read_torch_file
-    from vitpose.config import resolve_path
-
-    meta = read_torch_file(resolve_path(cfg.pretrained), "pretrained checkpoint", mmap=True).get("meta") or {}
-    keys = ("set", "images", "epochs", "iterations", "final_loss", "train_time_s", "config_hash")
-    return {"run": up, **{k: meta.get(k) for k in keys}}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -196,22 +134,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise CheckpointError(f"{args.checkpoint}: checkpoint file not found")
     bench = read_benchmark(args.benchmark)
 
-    from vitpose.engine.inference import dataset_results_file, evaluate
+    from vitpose.engine.results_files import dataset_results_file
     from vitpose.report.metrics import validate_metrics
     from vitpose.utils.io import atomic_write_json
 
     out_dir = args.out_dir
     results = [out_dir / dataset_results_file(cfg, d) for d in range(len(cfg.datasets))]
     with remove_outputs_on_error([*results, out_dir / METRICS_FILE]):
-        kwargs = dict(cfg=cfg, checkpoint=args.checkpoint, out_dir=out_dir, progress=not args.no_progress)
-        job = evaluate_released if args.released else evaluate
-        stats = job(**kwargs) if args.in_process else launch(job, kwargs, cfg, "evaluate", args)
+        kwargs = dict(cfg=cfg, checkpoint=args.checkpoint, out_dir=out_dir, progress=not args.no_progress,
+                      released=args.released)
+        if args.in_process:
+            from vitpose.engine.evaluation_job import evaluation_job
+
+            done = evaluation_job(**kwargs)
+        else:  # by name: this process never imports torch
+            done = launch("vitpose.engine.evaluation_job:evaluation_job", kwargs, cfg, "evaluate", args)
+        stats, costs, train_time, pretraining = (done[k] for k in ("stats", "costs", "train_time_s", "pretraining"))
         stats = dict(stats)
         notes = released_notes(args.checkpoint, stats.pop("ignored")) if args.released else run_notes(cfg)
         per_dataset = stats.pop("per_dataset", None)  # multi-dataset runs: every dataset, its own decoder
-        costs = model_costs(cfg.model)
-        train_time = checkpoint_train_time(args.checkpoint)
-        pretraining = pretraining_record(cfg)
         config = cfg.to_dict()
         metrics = {
             "schema": SCHEMA,

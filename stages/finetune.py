@@ -73,28 +73,20 @@ def main(argv: Sequence[str] | None = None, stage: str = "finetune",
     # The curve goes beside the weights (a declared output of the job, like them).
     curve = out.parent / Path(cfg.paths.file(STAGES[stage][1])).name
 
-    if not args.in_process:  # bad launch options fail before the (seconds-long) import of the engine
-        from vitpose.launch import launch_config_from_args
-
-        launch_config_from_args(args, stage)
-    from vitpose.engine.distributed import cleanup, is_main_process
-    from vitpose.engine.trainer import LOG_FILE, train
-    from vitpose.engine.trainlog import write_curve
-
     kwargs = dict(cfg=cfg, work_dir=work_dir, out_checkpoint=out, resume=not args.no_resume,
-                  progress=not args.no_progress)
+                  progress=not args.no_progress, curve=curve)
     if not args.in_process:
         with remove_outputs_on_error([out, curve]):
-            summary = launch(train, kwargs, cfg, stage, args)
-            if not summary["interrupted"]:
-                write_curve(Path(work_dir) / LOG_FILE, curve)
+            # By name: this process only waits for the job and never imports torch.
+            summary = launch("vitpose.engine.trainer:train", kwargs, cfg, stage, args)
         print(json.dumps(summary, indent=2))
         return 0
+    from vitpose.engine.distributed import cleanup, is_main_process
+    from vitpose.engine.trainer import train
+
     try:
         with remove_outputs_on_error([out, curve]):
             summary = train(**kwargs)
-            if is_main_process() and not summary["interrupted"]:
-                write_curve(Path(work_dir) / LOG_FILE, curve)
         if is_main_process():
             print(json.dumps(summary, indent=2))
     finally:

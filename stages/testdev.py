@@ -69,7 +69,8 @@ def member_runs(cfg) -> list[str]:
 def metrics_document(cfg, metrics: dict, split: str, members: Sequence[dict], notes: list[str]) -> dict:
     """A `vitpose-metrics/1` document of the run (COCO, detected boxes) for `split`; the costs are the
     members' summed (an ensemble runs every member)."""
-    from stages.evaluate import SCHEMA, defined, git_commit, model_costs
+    from stages.evaluate import SCHEMA, defined, git_commit
+    from vitpose.engine.evaluation_job import model_costs
     from vitpose.models import ModelConfig
 
     each = [model_costs(ModelConfig.from_dict(m)) for m in members]

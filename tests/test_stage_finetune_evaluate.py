@@ -100,13 +100,15 @@ def test_evaluate_writes_metrics_json(data, trained, tmp_path):
 
 
 def test_evaluate_failure_leaves_no_partial_outputs(data, trained, tmp_path, monkeypatch, capsys):
-    """An error after results_keypoints.json was written removes it: no half-finished run dir."""
+    """An error after results_keypoints.json was written removes it: no half-finished run dir.
+
+    The failure is injected in this (the launching) process, after the job has written the results."""
     config, checkpoint = trained
 
-    def broken_costs(model_cfg):
-        raise UserError("model info: simulated failure")
+    def broken_notes(cfg):
+        raise UserError("run notes: simulated failure")
 
-    monkeypatch.setattr(evaluate_stage, "model_costs", broken_costs)
+    monkeypatch.setattr(evaluate_stage, "run_notes", broken_notes)
     out_dir = tmp_path / "results"
     code = run_main(evaluate_stage.main, ["--config", str(config), "--checkpoint", str(checkpoint),
                                           "--out-dir", str(out_dir), "--no-progress"])

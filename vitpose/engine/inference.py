@@ -40,9 +40,7 @@ from vitpose.models.multi import (
 )
 from vitpose.utils.errors import CheckpointError, ConfigError
 
-RESULTS_FILE = "results_keypoints.json"
-# A multi-dataset run's other datasets (decoders 1..): their results beside RESULTS_FILE.
-DATASET_RESULTS_FILE = "results_keypoints_{name}.json"
+from vitpose.engine.results_files import DATASET_RESULTS_FILE, RESULTS_FILE, dataset_results_file  # noqa: F401
 
 
 def build_val_dataset(cfg: RunConfig) -> TopDownCocoDataset:
@@ -183,12 +181,6 @@ def evaluate(
 
 
 # ---------------------------------------------------------------------------------------- multi-dataset
-def dataset_results_file(cfg: RunConfig, d: int) -> str:
-    """File name of dataset d's results: RESULTS_FILE for the primary (d = 0), else
-    `results_keypoints_<name>.json`."""
-    return RESULTS_FILE if d == 0 else DATASET_RESULTS_FILE.format(name=cfg.datasets[d].dataset)
-
-
 def build_eval_dataset(cfg: RunConfig, d: int) -> TopDownDataset:
     """Val crops of dataset d (0 = `data`, i + 1 = `extra_data[i]`), no augmentation: ground-truth
     boxes when its `use_gt_boxes_for_eval` (AIC, MPII, CrowdPose), else its detections."""

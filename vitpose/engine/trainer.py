@@ -54,7 +54,7 @@ from vitpose.engine.objective import (  # noqa: F401 - re-exported: the trainer'
     build_train_dataset,
     export_checkpoint,
 )
-from vitpose.engine.trainlog import TrainLog
+from vitpose.engine.trainlog import TrainLog, write_curve
 from vitpose.models.checkpoint import load_pretrained  # noqa: F401 - re-exported (moved there)
 from vitpose.utils.errors import CheckpointError, ConfigError, DataError
 from vitpose.utils.io import remove_stale_temps
@@ -529,6 +529,7 @@ def train(
     progress: bool = True,
     should_stop: Callable[[], bool] | None = None,
     objective: Objective | None = None,
+    curve: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Train with `objective` (default: `objective_for(cfg)`: heatmap finetuning of `cfg.model` on
     `cfg.data`, multi-dataset training (engine/multi_dataset.py) when `cfg.extra_data` is set, MAE
@@ -539,6 +540,7 @@ def train(
     stop_after_iters: save the state and return after this many iterations in total (simulates a
         kill in tests); should_stop: polled every iteration (e.g. a SLURM pre-emption signal), same
         effect. Both return a summary with `interrupted` True and export nothing.
+    curve: where rank 0 writes the training curve (CSV of `train_log.jsonl`) once training has finished.
     Returns a summary dict (iterations, epochs, iters_per_epoch, final_loss, lr,
     world_size, precision, interrupted, resumed_from, wall_time_s, checkpoint).
     """
@@ -550,4 +552,6 @@ def train(
     summary = trainer.summary()
     if not trainer.interrupted:
         trainer.export(summary)
+        if curve is not None and trainer.main:
+            write_curve(Path(work_dir) / LOG_FILE, curve)
     return summary

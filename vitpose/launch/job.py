@@ -16,6 +16,7 @@ and on True save its state atomically and return. One that takes none is simply 
 """
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
 import signal
@@ -39,10 +40,28 @@ def _log(message: str) -> None:
     print(f"vitpose.launch: {message}", file=sys.stderr, flush=True)
 
 
-def accepts_should_stop(fn: Callable[..., Any]) -> bool:
+JobFunction = Callable[..., Any] | str  # a callable, or "package.module:function" imported in the job
+
+
+def resolve_function(fn: JobFunction) -> Callable[..., Any]:
+    """The callable ``fn`` names. A ``"package.module:function"`` string is imported here, in the job:
+    the process that submits the job then never imports the stage's heavy modules (torch, timm: seconds
+    per job on a small machine)."""
+    if not isinstance(fn, str):
+        return fn
+    module, sep, name = fn.partition(":")
+    if not sep or not module or not name:
+        raise ValueError(f"job function {fn!r}: expected 'package.module:function'")
+    target: Any = importlib.import_module(module)
+    for part in name.split("."):
+        target = getattr(target, part)
+    return target
+
+
+def accepts_should_stop(fn: JobFunction) -> bool:
     """Whether ``fn`` has a ``should_stop`` parameter the launcher can fill in."""
     try:
-        return SHOULD_STOP in inspect.signature(fn).parameters
+        return SHOULD_STOP in inspect.signature(resolve_function(fn)).parameters
     except (TypeError, ValueError):  # builtins without a signature
         return False
 
@@ -167,7 +186,7 @@ class StageJob(Checkpointable):
     process that runs it.
     """
 
-    def __init__(self, fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> None:
+    def __init__(self, fn: JobFunction, kwargs: Mapping[str, Any]) -> None:
         if SHOULD_STOP in kwargs:
             raise ValueError(f"kwargs must not contain {SHOULD_STOP!r}: the launcher provides it")
         self.fn = fn
@@ -192,7 +211,7 @@ class StageJob(Checkpointable):
             kwargs[SHOULD_STOP] = self._flag
             # submitit only logs SIGTERM; we let the function save its state before SLURM's SIGKILL.
             signal.signal(signal.SIGTERM, self._on_sigterm)
-        self._worker = _Worker(self.fn, kwargs)
+        self._worker = _Worker(resolve_function(self.fn), kwargs)
         self._worker.start()
         self._worker.join_interruptibly()
         # Reached unless the requeue signal's handler ended the process (it exits from inside the join).

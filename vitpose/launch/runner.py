@@ -170,7 +170,7 @@ def _attach(folder: Path, run_key: str, cfg: LaunchConfig, config_hash: str | No
 
 
 def _submit(
-    fn: Callable[..., Any],
+    fn: Callable[..., Any] | str,
     kwargs: Mapping[str, Any],
     folder: Path,
     run_key: str,
@@ -217,7 +217,9 @@ def _wait(job: submitit.Job, cfg: LaunchConfig, run_key: str, progress: bool) ->
                 bar.set_postfix_str(state)
                 if state not in MAY_STILL_RUN:  # local jobs: RUNNING until their controller exits
                     break
-            time.sleep(1.0)
+            # A local job's result file is seen within 0.2 s: short jobs (a benchmark, an evaluation)
+            # do not wait out a full second each; SLURM jobs are minutes long.
+            time.sleep(1.0 if cfg.launcher == "slurm" else 0.2)
         else:
             state = "COMPLETED"
     return state
@@ -281,7 +283,7 @@ def _culprit_task(outcomes: list[tuple[str, Any]], exit_codes: list[Any] | None)
 
 
 def run_job(
-    fn: Callable[..., Any],
+    fn: Callable[..., Any] | str,
     kwargs: Mapping[str, Any],
     run_key: str,
     cfg: LaunchConfig,
@@ -291,7 +293,8 @@ def run_job(
 ) -> Any:
     """Run ``fn(**kwargs)`` as a job of ``cfg.num_tasks`` processes and return rank 0's result.
 
-    fn: a picklable (module-level) callable. If it has a ``should_stop`` parameter it receives a callable
+    fn: a picklable (module-level) callable, or its name ``"package.module:function"``, imported only in
+        the job (the submitting process then needs none of the stage's imports). If it has a ``should_stop`` parameter it receives a callable
         that turns True when the job is about to be preempted or to hit its time limit; it must then
         save its state atomically and return, and the requeued job calls it again to resume.
     run_key: names the run (``smoke/ft-vitpose-b``): its folder under ``cfg.folder`` and its job record.
