@@ -43,15 +43,21 @@ def _log(message: str) -> None:
 JobFunction = Callable[..., Any] | str  # a callable, or "package.module:function" imported in the job
 
 
+def _split_name(fn: str) -> tuple[str, str]:
+    """("package.module", "function") of a job function's name; ValueError if it is not of that form."""
+    module, sep, name = fn.partition(":")
+    if not sep or not module or not name:
+        raise ValueError(f"job function {fn!r}: expected 'package.module:function'")
+    return module, name
+
+
 def resolve_function(fn: JobFunction) -> Callable[..., Any]:
     """The callable ``fn`` names. A ``"package.module:function"`` string is imported here, in the job:
     the process that submits the job then never imports the stage's heavy modules (torch, timm: seconds
     per job on a small machine)."""
     if not isinstance(fn, str):
         return fn
-    module, sep, name = fn.partition(":")
-    if not sep or not module or not name:
-        raise ValueError(f"job function {fn!r}: expected 'package.module:function'")
+    module, name = _split_name(fn)
     target: Any = importlib.import_module(module)
     for part in name.split("."):
         target = getattr(target, part)
@@ -189,6 +195,8 @@ class StageJob(Checkpointable):
     def __init__(self, fn: JobFunction, kwargs: Mapping[str, Any]) -> None:
         if SHOULD_STOP in kwargs:
             raise ValueError(f"kwargs must not contain {SHOULD_STOP!r}: the launcher provides it")
+        if isinstance(fn, str):
+            _split_name(fn)  # a malformed name fails at submission, not in the job
         self.fn = fn
         self.kwargs = dict(kwargs)
         self._worker: _Worker | None = None
@@ -207,11 +215,12 @@ class StageJob(Checkpointable):
              f"master {dist.master_addr}:{dist.master_port}")
         self._flag = StopFlag()
         kwargs = dict(self.kwargs)
-        if accepts_should_stop(self.fn):
+        fn = resolve_function(self.fn)
+        if accepts_should_stop(fn):
             kwargs[SHOULD_STOP] = self._flag
             # submitit only logs SIGTERM; we let the function save its state before SLURM's SIGKILL.
             signal.signal(signal.SIGTERM, self._on_sigterm)
-        self._worker = _Worker(resolve_function(self.fn), kwargs)
+        self._worker = _Worker(fn, kwargs)
         self._worker.start()
         self._worker.join_interruptibly()
         # Reached unless the requeue signal's handler ended the process (it exits from inside the join).

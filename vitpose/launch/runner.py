@@ -14,7 +14,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 import submitit
 from submitit.core.utils import FailedJobError, pickle_load
@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from vitpose.launch.config import LaunchConfig
 from vitpose.launch.ended import describe_end, parse_job_error
-from vitpose.launch.job import SHOULD_STOP, StageJob
+from vitpose.launch.job import SHOULD_STOP, JobFunction, StageJob
 from vitpose.launch.local_controller import RecordingLocalExecutor, read_exit_codes
 from vitpose.launch.record import MAY_STILL_RUN, JobRecord, PidHandle, job_alive, slurm_state
 from vitpose.utils.errors import ConfigError, UserError
@@ -170,7 +170,7 @@ def _attach(folder: Path, run_key: str, cfg: LaunchConfig, config_hash: str | No
 
 
 def _submit(
-    fn: Callable[..., Any] | str,
+    fn: JobFunction,
     kwargs: Mapping[str, Any],
     folder: Path,
     run_key: str,
@@ -283,7 +283,7 @@ def _culprit_task(outcomes: list[tuple[str, Any]], exit_codes: list[Any] | None)
 
 
 def run_job(
-    fn: Callable[..., Any] | str,
+    fn: JobFunction,
     kwargs: Mapping[str, Any],
     run_key: str,
     cfg: LaunchConfig,
@@ -294,8 +294,8 @@ def run_job(
     """Run ``fn(**kwargs)`` as a job of ``cfg.num_tasks`` processes and return rank 0's result.
 
     fn: a picklable (module-level) callable, or its name ``"package.module:function"``, imported only in
-        the job (the submitting process then needs none of the stage's imports). If it has a ``should_stop`` parameter it receives a callable
-        that turns True when the job is about to be preempted or to hit its time limit; it must then
+        the job (the submitting process then needs none of the stage's imports). If it has a
+        ``should_stop`` parameter it receives a callable that turns True when the job is about to be preempted or to hit its time limit; it must then
         save its state atomically and return, and the requeued job calls it again to resume.
     run_key: names the run (``smoke/ft-vitpose-b``): its folder under ``cfg.folder`` and its job record.
         While a job of this run is pending or running, a new call waits on it instead of submitting.
