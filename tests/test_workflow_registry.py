@@ -84,6 +84,11 @@ def test_run_config_follows_scale_and_table1():
     # Milestones keep their relative place when the schedule is shortened.
     e = smoke["train"]["epochs"]
     assert smoke["train"]["milestones"] == pytest.approx([170 / 210 * e, 200 / 210 * e])
+    # A scale's layer_decay replaces Table 1's (smoke: 1.0, random-init stand-ins), in the run and in
+    # the Table 1 the report prints at that scale; without one, Table 1's value is used.
+    assert smoke["train"]["layer_decay"] == 1.0
+    assert Registry(params, "smoke").hyperparameters()["vitpose-l"]["layer_decay"] == 1.0
+    assert Registry(params, "paper").hyperparameters()["vitpose-l"]["layer_decay"] == 0.80
 
 
 def test_missing_capabilities_are_explicit():

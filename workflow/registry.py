@@ -645,7 +645,7 @@ class Registry:
         over = self.scale_cfg.get("train", {})
         for model, hp in self.params["hyperparameters"].items():
             used = {k: v for k, v in hp.items() if k != "multi_dataset"}
-            used.update({k: over[k] for k in ("batch_size", "lr") if k in over})
+            used.update({k: over[k] for k in ("batch_size", "lr", "layer_decay") if k in over})
             used["multi_dataset_batch_size"] = hp["multi_dataset"]["batch_size"]
             used["multi_dataset_lr"] = hp["multi_dataset"]["lr"]
             out[model] = used
@@ -1032,7 +1032,7 @@ class Registry:
                 "lr": over.get("lr", lr),
                 "weight_decay": hp["weight_decay"],
                 "betas": list(sched["betas"]),
-                "layer_decay": hp["layer_decay"],
+                "layer_decay": over.get("layer_decay", hp["layer_decay"]),
                 "warmup_iters": over.get("warmup_iters", sched["warmup_iters"]),
                 "warmup_ratio": sched["warmup_ratio"],
                 "milestones": milestones,

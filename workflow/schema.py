@@ -193,6 +193,8 @@ SCALE = Mapping(
             "epochs": number(1, integer=True),
             "batch_size": number(1, integer=True),
             "lr": number(0, lo_open=True),
+            # Table 1's layer-wise lr decay in place of each model's (1: none, every layer at the base lr)
+            "layer_decay": number(0, 1, lo_open=True),
             "warmup_iters": number(0, integer=True),
             "num_workers": number(0, integer=True),
             # Recompute each block's activations in the backward pass instead of storing them: same
