@@ -202,8 +202,13 @@ def record(dvc_file: Path = REPO / "dvc.yaml") -> int:
         print("nothing to record: no stage of dvc.yaml has all its outputs yet")
         return 0
     dvc = shutil.which("dvc") or str(Path(sys.executable).parent / "dvc")
-    # Stages of the root dvc.yaml are named plainly; those of another file as `FILE:STAGE`.
-    if dvc_file != REPO / "dvc.yaml":
+    everything = len(stages) == len(yaml.safe_load(dvc_file.read_text())["stages"])
+    if everything:
+        # The file as one target: DVC collects its stages and rewrites dvc.lock once. Given stage by
+        # stage it re-reads dvc.yaml and dvc.lock for each (measured: 238 s for 75 stages, 6 parses each).
+        stages_arg = [str(dvc_file)]
+    elif dvc_file != REPO / "dvc.yaml":
+        # Stages of the root dvc.yaml are named plainly; those of another file as `FILE:STAGE`.
         stages_arg = [f"{dvc_file}:{s}" for s in stages]
     else:
         stages_arg = stages
