@@ -172,3 +172,16 @@ def test_bf16_autocast_path_with_windowed_attention():
 def test_benchmark_rejects_a_bad_device(capsys):
     code, _, err = run_main(benchmark_stage.main, TINY_FLAGS + ["--device", "tpu9"], capsys)
     assert code == 2 and "error: --device: expected cpu, cuda or cuda:N" in err
+
+
+def test_benchmark_record_unpickles_without_torch():
+    """The launching process unpickles the job's record and never imports torch for it (a TorchVersion
+    in the record cost every benchmark job ~3 s of torch import in its waiting process)."""
+    import pickle
+
+    cfg = ModelConfig(arch="vit", embed_dim=32, depth=2, num_heads=2, input_size=(64, 48), decoder_channels=8)
+    record = benchmark(cfg, batch=2, iters=1, train=False, device="cpu", warmup=0, progress=False)
+    code = "import pickle, sys; pickle.loads(sys.stdin.buffer.read()); print('torch' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(record), capture_output=True,
+                          check=True)
+    assert proc.stdout.strip() == b"False", proc.stderr

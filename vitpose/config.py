@@ -303,12 +303,18 @@ class TrainConfig(Section):
     # (torch.utils.checkpoint): training memory drops by most of the activations for ~30 % more
     # compute; the results are the same.
     activation_checkpointing: bool = False
+    # Keep up to this many MiB of decoded images in memory in each process (0: none): a small dataset
+    # is then decoded once, not once per sample and epoch. The pixels, and so the results, are the same.
+    image_cache_mb: int = 0
     # Score the model on the val split every N epochs during training (AP in the training curve; the
     # released configs evaluate every 10 epochs); null: only the final evaluation (stages.evaluate).
     # Not part of the state's identity: it does not change the weights.
     val_every_epochs: int | None = None
 
     def validate(self, path: str) -> None:
+        if self.image_cache_mb < 0:
+            raise ConfigError(f"{_join(path, 'image_cache_mb')}: expected an integer >= 0 (MiB), "
+                              f"got {_show(self.image_cache_mb)}")
         for key in ("epochs", "batch_size", "checkpoint_every_epochs", "log_every_iters"):
             value = getattr(self, key)
             if value < 1:

@@ -177,8 +177,9 @@ def targets(params_path: Path = PARAMS) -> dict[Path, str]:
     return out
 
 
-def produced_stages(dvc_file: Path = REPO / "dvc.yaml") -> list[str]:
-    """Stages of a generated dvc.yaml whose every output and dependency exists (e.g. made by Snakemake)."""
+def produced_stages(dvc_file: Path = REPO / "dvc.yaml") -> tuple[list[str], int]:
+    """Stages of a generated dvc.yaml whose every output and dependency exists (e.g. made by Snakemake),
+    and how many stages the file has."""
     doc = yaml.safe_load(dvc_file.read_text())
     root = dvc_file.parent
     done = []
@@ -189,7 +190,7 @@ def produced_stages(dvc_file: Path = REPO / "dvc.yaml") -> list[str]:
         deps = stage.get("deps", [])
         if outs and all((wdir / p).exists() for p in [*outs, *deps]):
             done.append(name)
-    return done
+    return done, len(doc["stages"])
 
 
 def record(dvc_file: Path = REPO / "dvc.yaml") -> int:
@@ -197,13 +198,12 @@ def record(dvc_file: Path = REPO / "dvc.yaml") -> int:
     import shutil
     import subprocess
 
-    stages = produced_stages(dvc_file)
+    stages, total = produced_stages(dvc_file)
     if not stages:
         print("nothing to record: no stage of dvc.yaml has all its outputs yet")
         return 0
     dvc = shutil.which("dvc") or str(Path(sys.executable).parent / "dvc")
-    everything = len(stages) == len(yaml.safe_load(dvc_file.read_text())["stages"])
-    if everything:
+    if len(stages) == total:
         # The file as one target: DVC collects its stages and rewrites dvc.lock once. Given stage by
         # stage it re-reads dvc.yaml and dvc.lock for each (measured: 238 s for 75 stages, 6 parses each).
         stages_arg = [str(dvc_file)]

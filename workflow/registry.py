@@ -931,6 +931,7 @@ class Registry:
                 "grad_clip": None,  # MAE pre-trains without clipping
                 "precision": "auto",
                 "checkpoint_every_iters": over["checkpoint_every_iters"],
+                "image_cache_mb": over["image_cache_mb"],
             },
             "pretraining": {
                 "set": spec["pretrain"], "index": self.pretrain_index(spec["pretrain"]),
@@ -1042,6 +1043,7 @@ class Registry:
                 "checkpoint_every_iters": over["checkpoint_every_iters"],
                 "val_every_epochs": self.scale_cfg["eval"]["every_epochs"],
                 "activation_checkpointing": over["activation_checkpointing"],
+                "image_cache_mb": over["image_cache_mb"],
             },
             "eval": self._eval_section(),
             "benchmark": dict(self.scale_cfg["benchmark"]),

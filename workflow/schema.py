@@ -200,10 +200,14 @@ SCALE = Mapping(
             # Recompute each block's activations in the backward pass instead of storing them: same
             # results, most activation memory saved, about 30% more compute (a resource switch).
             "activation_checkpointing": BOOL,
+            # Decoded images kept in memory per process (MiB; 0: none): a small dataset is decoded once
+            # instead of once per sample and epoch (a resource switch: the pixels are the same).
+            "image_cache_mb": number(0, integer=True),
             "checkpoint_every_iters": Check("an integer >= 1 or null",
                                             lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)
                                                                     and v >= 1)),
-        }, defaults={"num_workers": 4, "checkpoint_every_iters": None, "activation_checkpointing": False}),
+        }, defaults={"num_workers": 4, "checkpoint_every_iters": None, "activation_checkpointing": False,
+                     "image_cache_mb": 0}),
         # every_epochs: score the model on val every N epochs during training (the AP points of the
         # training curve; the released configs use 10); null: only the final evaluation.
         "eval": Mapping({"batch_size": number(1, integer=True),

@@ -41,6 +41,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from vitpose.config import RunConfig, config_hash
+from vitpose.data.image_io import configure_image_cache
 from vitpose.data.loader import build_dataloader
 from vitpose.engine import distributed as D
 from vitpose.engine.checkpoint import (RESUME_HINT, capture_rng_state, load_state, restore_rng_state,
@@ -94,10 +95,10 @@ def train_device(local_rank: int = 0) -> torch.device:
 def state_hash(cfg: RunConfig) -> str:
     """The configuration a training state belongs to: the config hash without the save and validation
     cadences `train.checkpoint_every_iters` and `train.val_every_epochs` and the memory switch
-    `train.activation_checkpointing`, which do not change the weights (so they may change between the segments of a run — and states written before the keys
+    `train.activation_checkpointing` and the decoded-image cache `train.image_cache_mb`, which do not change the weights (so they may change between the segments of a run — and states written before the keys
     existed still resume)."""
     d = cfg.to_dict()
-    for key in ("checkpoint_every_iters", "val_every_epochs", "activation_checkpointing"):
+    for key in ("checkpoint_every_iters", "val_every_epochs", "activation_checkpointing", "image_cache_mb"):
         d.get("train", {}).pop(key, None)
     return config_hash(d)
 
@@ -218,6 +219,7 @@ def setup(cfg: RunConfig, objective: Objective, info: D.DistInfo) -> Setup:
     modules.model.to(device)
     for aux in modules.frozen.values():
         aux.to(device).eval().requires_grad_(False)
+    configure_image_cache(tc.image_cache_mb)
     dataset = objective.build_dataset(cfg)
     per_rank_batch = tc.batch_size // info.world_size
     accumulate = accumulation_steps(per_rank_batch)

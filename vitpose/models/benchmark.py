@@ -164,7 +164,9 @@ def benchmark(
         "teacher": None if teacher is None else teacher.to_dict(),
         "activation_checkpointing": activation_checkpointing,
         "compile": compile,
-        "torch": torch.__version__,
+        # A plain str: torch's TorchVersion would make unpickling the record import torch (~3 s in the
+        # process that launched the job and waits for it, which otherwise never imports torch).
+        "torch": str(torch.__version__),
         "config": cfg.to_dict(),
     }
 
