@@ -99,12 +99,21 @@ def build_optimizer(
     layer_decay: float = 1.0,
 ) -> torch.optim.AdamW:
     """AdamW over `param_groups(model, ...)`; `lr` is the head's (layer id n − 1) learning rate.
-    Fused (one kernel) when the parameters are on CUDA: build it after moving the model."""
+    Fused (one kernel per step) when the parameters are all on CUDA or all on the CPU: build it after
+    moving the model."""
     groups = param_groups(model, lr, weight_decay, layer_decay)
     if not groups:
         raise ValueError("model has no trainable parameters (all requires_grad=False)")
-    # On CUDA the fused kernel updates every parameter in one launch per step (the default foreach
-    # path issues several per tensor group); CPU keeps the default so CPU runs stay as they were.
-    fused = all(p.is_cuda for g in groups for p in g["params"])
-    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), weight_decay=weight_decay,
-                             fused=fused or None)
+    # The fused kernel updates every parameter at once: on CUDA one launch per step instead of several
+    # per tensor group; on the CPU (torch >= 2.4) 0.8 ms instead of the per-tensor loop's 5.6 ms per
+    # step for the smoke ViTPose-B (measured), about 6% of its training time. Its results differ from
+    # the loop's in the last bits only. A torch that lacks it for the device keeps the default.
+    params = [p for g in groups for p in g["params"]]
+    fused = all(p.is_cuda for p in params) or all(p.device.type == "cpu" for p in params)
+    kwargs = dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay)
+    if fused:
+        try:
+            return torch.optim.AdamW(groups, fused=True, **kwargs)
+        except RuntimeError:  # "`fused=True` requires all the params to be ... of supported devices"
+            pass
+    return torch.optim.AdamW(groups, **kwargs)
