@@ -340,3 +340,28 @@ def test_adamw_is_fused_on_one_device_and_matches_the_loop():
 def _group_names(model, optimizer):
     names = {id(p): n for n, p in model.named_parameters()}
     return [[names[id(p)] for p in g["params"]] for g in optimizer.param_groups]
+
+
+def test_resnet_models_train_in_channels_last_with_the_same_numbers(tmp_path):
+    """ResNet backbones train in channels_last (faster CPU/cuDNN convolutions), ViTs as they are; the
+    forward and the gradients match the contiguous layout's, and saved weights are plain contiguous."""
+    from vitpose.models.build import training_memory_format
+    from vitpose.models.checkpoint import save_vitpose_checkpoint
+
+    vit = build_model(ModelConfig(arch="vitpose-b", input_size=(64, 48), depth=1, embed_dim=32, num_heads=2))
+    assert training_memory_format(vit) == torch.contiguous_format
+    torch.manual_seed(0)
+    plain = build_model(ModelConfig(arch="resnet18-tiny", input_size=(64, 64), decoder_channels=8))
+    assert training_memory_format(plain) == torch.channels_last
+    fast = copy.deepcopy(plain).to(memory_format=training_memory_format(plain))
+    assert next(p for p in fast.parameters() if p.dim() == 4).is_contiguous(memory_format=torch.channels_last)
+    x = torch.randn(2, 3, 64, 64)
+    outs = [m(x) for m in (plain, fast)]
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-4, atol=1e-5)
+    for m, y in zip((plain, fast), outs):
+        y.square().mean().backward()
+    for (name, a), b in zip(plain.named_parameters(), fast.parameters()):
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-3, atol=1e-6, msg=name)
+    save_vitpose_checkpoint(fast, tmp_path / "w.pth")
+    state = torch.load(tmp_path / "w.pth", weights_only=True)["state_dict"]
+    assert all(v.is_contiguous() for v in state.values())

@@ -56,6 +56,7 @@ from vitpose.engine.objective import (  # noqa: F401 - re-exported: the trainer'
     export_checkpoint,
 )
 from vitpose.engine.trainlog import TrainLog, write_curve
+from vitpose.models.build import training_memory_format
 from vitpose.models.checkpoint import load_pretrained  # noqa: F401 - re-exported (moved there)
 from vitpose.utils.errors import CheckpointError, ConfigError, DataError
 from vitpose.utils.io import remove_stale_temps
@@ -216,7 +217,7 @@ def setup(cfg: RunConfig, objective: Objective, info: D.DistInfo) -> Setup:
     # Same seed on every rank: identical initial weights (DDP also broadcasts them).
     torch.manual_seed(cfg.seed)
     modules = objective.build(cfg)
-    modules.model.to(device)
+    modules.model.to(device, memory_format=training_memory_format(modules.model))
     for aux in modules.frozen.values():
         aux.to(device).eval().requires_grad_(False)
     configure_image_cache(tc.image_cache_mb)

@@ -46,6 +46,20 @@ class TopDownPoseModel(nn.Module):
         return self.keypoint_head(self.forward_features(images, prefix))
 
 
+def training_memory_format(model: nn.Module) -> torch.memory_format:
+    """How to lay out the model's 4-D weights (and so its activations) for training.
+
+    channels_last for a convolutional (ResNet) backbone: oneDNN's CPU convolutions, like cuDNN's under
+    mixed precision, are faster in it (measured per smoke training step on one CPU thread: ResNet
+    stand-ins 20-29% faster); a ViT's few convolutions gain nothing. The results differ only in
+    rounding (another summation order)."""
+    model = getattr(model, "module", model)  # DDP
+    cfg = getattr(model, "cfg", None)
+    if isinstance(model, TopDownPoseModel) and cfg is not None and not cfg.is_vit:
+        return torch.channels_last
+    return torch.contiguous_format
+
+
 def build_backbone(cfg: ModelConfig) -> tuple[nn.Module, int]:
     """The backbone of `cfg` and its output channels."""
     if not cfg.is_vit:

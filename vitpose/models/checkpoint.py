@@ -129,7 +129,8 @@ def _check_shapes(target: dict[str, torch.Tensor], source: dict[str, torch.Tenso
 def save_vitpose_checkpoint(model: nn.Module, path: str | os.PathLike, meta: dict | None = None) -> None:
     """Write `{"state_dict": ..., "meta": ...}` atomically; `meta` must hold plain Python values."""
     model = getattr(model, "module", model)  # DDP
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    # contiguous: the file holds plain (N, C, H, W) tensors whatever layout training used
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     info = dict(meta or {})
     cfg = getattr(model, "cfg", None)
     if cfg is not None and "model_config" not in info:
