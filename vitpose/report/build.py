@@ -21,6 +21,7 @@ from vitpose.report import latex, markdown, pareto, supplementary
 from vitpose.report.html import index_html
 from vitpose.report.index import IndexInfo, index_markdown
 from vitpose.report.reference import Reference
+from vitpose.report.savefig import save_png_and_pdf
 from vitpose.report.tables import Table, build_hyperparameter_table, build_table
 from vitpose.utils.errors import UserError
 from vitpose.utils.io import atomic_path, atomic_write_text
@@ -228,8 +229,7 @@ def build_report(metrics: list[dict], plan: list[dict], hyper: dict, reference: 
         bar.update()
         figures = [("figure1", "Figure 1: throughput vs AP", "figure1_pareto.png")]
         for stem, name, cfig in _curve_figures(tables, runs, curves or {}, reference, scale, synthetic):
-            cfig.savefig(tmp / f"{stem}.png", format="png")
-            cfig.savefig(tmp / f"{stem}.pdf", format="pdf")
+            save_png_and_pdf(cfig, tmp / f"{stem}.png", tmp / f"{stem}.pdf")
             files += [f"{stem}.png", f"{stem}.pdf"]
             figures.append((stem.replace("_", "-"), name, f"{stem}.png"))
         if qualitative is not None:

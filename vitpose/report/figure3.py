@@ -25,6 +25,7 @@ from vitpose.data.dataset import _load_json
 from vitpose.data.image_io import read_image_bgr
 from vitpose.data.keypoints import KeypointMeta
 from vitpose.report.pareto import SYNTHETIC_BANNER
+from vitpose.report.savefig import save_png_and_pdf
 from vitpose.utils.errors import DataError
 from vitpose.utils.io import atomic_path
 from vitpose.visualize import draw_poses, poses_from_results
@@ -109,8 +110,9 @@ def figure3(results: Sequence[dict] | str | os.PathLike, images: Mapping[int, st
     out_stem = Path(out_stem)
     pdf, png = out_stem.with_name(out_stem.name + ".pdf"), out_stem.with_name(out_stem.name + ".png")
     with atomic_path(pdf) as tmp_pdf, atomic_path(png) as tmp_png:
-        fig.savefig(tmp_png, format="png", dpi=150, metadata={"Title": "ViTPose Figure 3", METADATA_KEY: blob})
-        fig.savefig(tmp_pdf, format="pdf", metadata={"Title": "ViTPose Figure 3", "Subject": blob})
+        save_png_and_pdf(fig, tmp_png, tmp_pdf,
+                         dict(dpi=150, metadata={"Title": "ViTPose Figure 3", METADATA_KEY: blob}),
+                         dict(metadata={"Title": "ViTPose Figure 3", "Subject": blob}))
     return pdf, png
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from vitpose.report.savefig import save_png_and_pdf
 from vitpose.report.tables import Table
 
 METADATA_KEY = "vitpose-figure1"
@@ -145,8 +146,8 @@ def save_figure(fig: Figure, pdf_path: Path, png_path: Path, data: dict) -> None
     Written in place: the report builder saves into a temporary directory that it swaps in whole.
     """
     blob = json.dumps(data, sort_keys=True)
-    fig.savefig(png_path, format="png", metadata={"Title": "ViTPose Figure 1", METADATA_KEY: blob})
-    fig.savefig(pdf_path, format="pdf", metadata={"Title": "ViTPose Figure 1", "Subject": blob})
+    save_png_and_pdf(fig, png_path, pdf_path, dict(metadata={"Title": "ViTPose Figure 1", METADATA_KEY: blob}),
+                     dict(metadata={"Title": "ViTPose Figure 1", "Subject": blob}))
 
 
 def figure_csv(data: dict) -> str:
