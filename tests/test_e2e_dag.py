@@ -43,10 +43,10 @@ BIN = Path(sys.executable).parent
 LEARNING_FLOOR = 0.30  # COCO AP on the synthetic val split; an untrained model scores 0
 LEARNING_TABLES = range(2, 10)
 # Rows known to miss the floor, each with the floor it does reach (issue 15 stays open for them; they
-# must still not regress). Measured 2026-12-06 (smoke layer_decay 1.0, 2-head stand-ins):
+# must still not regress). Measured 2026-12-06 (smoke layer_decay 1.0, 2-head stand-ins, fused AdamW):
 # - Table 6's FFN-frozen row freezes the FFNs and the patch and position embeddings, which at smoke are
-#   random (imagenet_init: none): AP 14.0 (MHSA-frozen 51.0, nothing frozen 52.2);
-# - Table 2's simple decoder on the ViTPose-B stand-in: AP 10.2 (classic 52.2). A bilinear 4x
+#   random (imagenet_init: none): AP 13.2 (MHSA-frozen 53.2, nothing frozen 52.8);
+# - Table 2's simple decoder on the ViTPose-B stand-in: AP 10.0 (classic 52.8). A bilinear 4x
 #   upsampling of a 48-wide 8x6 token grid plus one 3x3 convolution has to draw sigma-1 peaks a quarter
 #   of a token wide; the paper credits the simple decoder's success to the large pre-trained ViT's
 #   features, which a random-init 48-wide stand-in does not have.
