@@ -320,7 +320,8 @@ def test_adamw_is_fused_on_one_device_and_matches_the_loop():
     twin = copy.deepcopy(model)
     fused = build_optimizer(model, 1e-3, 0.1, layer_decay=0.75)
     assert fused.defaults["fused"]
-    loop = torch.optim.AdamW([dict(g, params=[dict(twin.named_parameters())[n] for n in names])
+    twin_params = dict(twin.named_parameters())
+    loop = torch.optim.AdamW([dict(g, params=[twin_params[n] for n in names])
                               for g, names in zip(fused.param_groups, _group_names(model, fused))],
                              lr=1e-3, weight_decay=0.1, foreach=False)
     torch.manual_seed(0)

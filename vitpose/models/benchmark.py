@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from vitpose.engine.optim import adamw
 from vitpose.models.build import build_model
 from vitpose.models.config import ModelConfig
 
@@ -237,8 +238,8 @@ def _train_step(
     model.train()
     net = model if net is None else net
     params = [p for p in model.parameters() if p.requires_grad]
-    # The value of lr is irrelevant to speed and memory; fused on CUDA as in training (engine/optim.py).
-    optimizer = torch.optim.AdamW(params, lr=1e-5, fused=images.is_cuda or None)
+    # The value of lr is irrelevant to speed and memory; fused where training fuses it (engine/optim.py).
+    optimizer = adamw(params, lr=1e-5)
     scaler = torch.amp.GradScaler(images.device.type, enabled=scaled)
     target = torch.rand(images.shape[0], *heatmap_shape, device=images.device)
 

@@ -54,8 +54,7 @@ def training_memory_format(model: nn.Module) -> torch.memory_format:
     stand-ins 20-29% faster); a ViT's few convolutions gain nothing. The results differ only in
     rounding (another summation order)."""
     model = getattr(model, "module", model)  # DDP
-    cfg = getattr(model, "cfg", None)
-    if isinstance(model, TopDownPoseModel) and cfg is not None and not cfg.is_vit:
+    if isinstance(model, TopDownPoseModel) and not model.cfg.is_vit:
         return torch.channels_last
     return torch.contiguous_format
 

@@ -19,9 +19,9 @@ def save_png_and_pdf(fig: Figure, png: str | os.PathLike, pdf: str | os.PathLike
     try:
         fig.set_layout_engine("none")
     except RuntimeError:  # an engine that cannot be switched off (colorbars laid out by it): solve again
-        fig.savefig(pdf, format="pdf", **(pdf_kwargs or {}))
-        return
+        engine = None
     try:
         fig.savefig(pdf, format="pdf", **(pdf_kwargs or {}))
     finally:
-        fig.set_layout_engine(engine)
+        if engine is not None:
+            fig.set_layout_engine(engine)
